@@ -1,0 +1,162 @@
+"""Soft TD errors, n-step soft targets and soft advantages along one trajectory.
+
+Paper §3.5–3.6 ([E11], [E13], [E14]). Arrays are time-major with rlax's
+alignment: index i is the transition s_i —a_i→ (r_i, s_{i+1}), so `r_t[i]`,
+`discount_t[i]` = γ·(1 − terminal_{i+1}), `v_t[i]` = V(s_{i+1}) and
+`kl_t[i]` = KL(s_{i+1}); `v_tm1[i]` = V(s_i) and `kl_tm1[i]` = KL(s_i).
+A zero discount cuts every later reward, KL term and bootstrap, so episode
+ends may fall anywhere in the window. Near the end of the sequence the
+windows shrink and bootstrap from the last value, exactly as
+`rlax.n_step_bootstrapped_returns` does, which computes the sums here.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import rlax
+
+from softeq.core import _checks
+
+Array = chex.Array
+
+
+def _check_stream(**arrays):
+    for name, array in arrays.items():
+        _checks.check_rank(array, 1, name=name)
+        _checks.check_float(array, name=name)
+    _checks.check_same_leading(arrays)
+
+
+def soft_td_errors(
+    r_t: Array, discount_t: Array, v_tm1: Array, v_t: Array, kl_tm1: Array, *, temperature
+) -> Array:
+    r"""One-step soft TD errors along a trajectory [E11], paper eq. 36.
+
+    $$\delta_i = r_i - \tau\,\mathrm{KL}(s_i) + \gamma_i V(s_{i+1}) - V(s_i).$$
+
+    Args:
+      r_t: `[T]` rewards.
+      discount_t: `[T]` discounts γ·(1 − terminal).
+      v_tm1: `[T]` V(s_i).
+      v_t: `[T]` V(s_{i+1}).
+      kl_tm1: `[T]` KL(s_i) of the policy that acts in s_i.
+      temperature: τ ≥ 0.
+
+    Returns:
+      `[T]` δ.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from softeq.core import soft_td_errors
+      >>> one = jnp.ones(1)
+      >>> soft_td_errors(one, 0.5 * one, one, 2 * one, one, temperature=0.1).tolist()
+      [0.8999999761581421]
+    """
+    _check_stream(r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t, kl_tm1=kl_tm1)
+    _checks.check_temperature(temperature, allow_zero=True)
+    return r_t - temperature * kl_tm1 + discount_t * v_t - v_tm1
+
+
+def soft_n_step_targets(
+    r_t: Array,
+    discount_t: Array,
+    v_t: Array,
+    kl_t: Array,
+    *,
+    temperature,
+    n: int,
+    stop_target_gradients: bool = False,
+) -> Array:
+    r"""n-step soft Q-learning targets [E13], paper §3.5.
+
+    $$y_i = r_i + \sum_{d=1}^{n-1}\gamma^d\big(r_{i+d} - \tau\,\mathrm{KL}(s_{i+d})\big)
+            + \gamma^n V(s_{i+n}).$$
+
+    The first step carries no KL term (the action at s_i is given). Written as
+    the ordinary n-step return of the shifted rewards r_i − τγ_i KL(s_{i+1})
+    bootstrapped from V + τ KL, which cancels the KL of the bootstrap state, so
+    `rlax.n_step_bootstrapped_returns` does the summation; with temperature 0
+    the two functions agree exactly.
+
+    Args:
+      r_t: `[T]` rewards.
+      discount_t: `[T]` discounts γ·(1 − terminal).
+      v_t: `[T]` soft values V(s_{i+1}) to bootstrap from.
+      kl_t: `[T]` KL(s_{i+1}) of the policy whose values `v_t` are.
+      temperature: τ ≥ 0.
+      n: window length ≥ 1.
+      stop_target_gradients: if True, no gradient flows through the result.
+
+    Returns:
+      `[T]` targets y.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from softeq.core import soft_n_step_targets
+      >>> r, g = jnp.array([1.0, 1.0]), jnp.array([0.5, 0.5])
+      >>> v, kl = jnp.array([2.0, 4.0]), jnp.array([1.0, 1.0])
+      >>> soft_n_step_targets(r, g, v, kl, temperature=0.5, n=2).tolist()  # 1 + .5(1 − .5) + .25·4
+      [2.25, 3.0]
+
+    Reference: arXiv:1704.06440, §3.5.
+    """
+    _check_stream(r_t=r_t, discount_t=discount_t, v_t=v_t, kl_t=kl_t)
+    _checks.check_temperature(temperature, allow_zero=True)
+    _checks.check_positive_int(n, name="n")
+    shifted_r_t = r_t - temperature * discount_t * kl_t
+    targets = rlax.n_step_bootstrapped_returns(shifted_r_t, discount_t, v_t + temperature * kl_t, n)
+    if stop_target_gradients:
+        targets = jax.lax.stop_gradient(targets)
+    return targets
+
+
+def soft_n_step_advantages(
+    r_t: Array,
+    discount_t: Array,
+    v_tm1: Array,
+    v_t: Array,
+    kl_tm1: Array,
+    kl_t: Array,
+    *,
+    temperature,
+    n: int,
+    stop_target_gradients: bool = True,
+) -> Array:
+    r"""n-step soft advantages Δ, the "proper" entropy-regularised advantage [E14].
+
+    $$\Delta_i = \sum_{d<n}\gamma^d\delta_{i+d} = y_i - \tau\,\mathrm{KL}(s_i) - V(s_i),$$
+
+    with y the targets of `soft_n_step_targets`. With temperature 0 this is
+    the ordinary n-step advantage used by the "naive" estimator.
+
+    Args:
+      r_t: `[T]` rewards.
+      discount_t: `[T]` discounts.
+      v_tm1: `[T]` V(s_i).
+      v_t: `[T]` V(s_{i+1}).
+      kl_tm1: `[T]` KL(s_i).
+      kl_t: `[T]` KL(s_{i+1}).
+      temperature: τ ≥ 0.
+      n: window length ≥ 1.
+      stop_target_gradients: if True (default), the advantages are constants.
+
+    Returns:
+      `[T]` Δ.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from softeq.core import soft_n_step_advantages
+      >>> one = jnp.ones(1)
+      >>> soft_n_step_advantages(one, 0.5 * one, one, 2 * one, one, one,
+      ...                        temperature=0.1, n=1).tolist()
+      [0.8999999761581421]
+
+    Reference: arXiv:1704.06440, eq. 36 and 52.
+    """
+    _check_stream(v_tm1=v_tm1, kl_tm1=kl_tm1, r_t=r_t)
+    targets = soft_n_step_targets(r_t, discount_t, v_t, kl_t, temperature=temperature, n=n)
+    advantages = targets - temperature * kl_tm1 - v_tm1
+    if stop_target_gradients:
+        advantages = jax.lax.stop_gradient(advantages)
+    return advantages
