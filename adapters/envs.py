@@ -1,0 +1,553 @@
+"""Vectorised environments with one learner-facing contract.
+
+Two families are supported:
+
+* **Atari** — any `ALE/<Game>-v5` id that ale-py registers. Frames are
+  preprocessed the DQN way (no-op starts, frame skip with max-pooling of the
+  last two frames, 84×84 grayscale, a stack of the last 4 frames, rewards
+  clipped to their sign, sticky actions with probability 0.25). Two backends
+  produce the same observations layout:
+
+  - `"ale"`: `ale_py.AtariVectorEnv`, the C++ vector interface (threaded, the
+    fast path);
+  - `"gymnasium"`: a `gymnasium.vector.SyncVectorEnv` of
+    `gym.make("ALE/<Game>-v5", frameskip=1)` + `AtariPreprocessing` +
+    `FrameStackObservation`. The base env is made with `frameskip=1` because
+    the preprocessing wrapper does the skipping: frames are skipped once.
+
+* **Classic control** — `"CartPole-v1"` and `"Acrobot-v1"` through
+  `SyncVectorEnv`, float32 vector observations, for fast runs.
+
+Observation layout
+------------------
+Atari observations are `uint8` arrays of shape `[N, stack, H, W]` (default
+`[N, 4, 84, 84]`): the frame stack comes **first**, oldest frame at index 0,
+newest at index `stack - 1`. This is what both backends produce natively, so no
+copy is made per step; `softeq.adapters.networks.nature_cnn_torso` moves the
+stack to the channel axis itself. With `grayscale=False` the shape is
+`[N, stack, H, W, 3]`. At the start of an episode the older slots of the stack
+are zeros. Classic-control observations are `float32 [N, D]`.
+
+Step semantics (the learner-facing contract)
+--------------------------------------------
+`step(actions)` returns a `StepResult` whose `obs` is always the observation
+the *next* action is chosen from: where an episode ended this step, the env has
+already been reset and `obs` is the first observation of the new episode
+(gymnasium's `SAME_STEP` autoreset). The last observation of the finished
+episode is not returned: a learner treats `terminated` and `truncated` alike as
+the end of its n-step window (truncation happens only at the 30-minute Atari
+limit and CartPole's 500 steps, so not bootstrapping there costs little).
+
+* `reward` — float32 `[N]`; the sign of the raw reward for Atari when
+  `clip_rewards` is on, the raw reward otherwise.
+* `terminated` — bool `[N]`; the episode reached a terminal state (or, with
+  `terminal_on_life_loss`, a life was lost): the value target must not
+  bootstrap through this transition.
+* `truncated` — bool `[N]`; the episode was cut by a time limit.
+* `episode_returns` / `episode_lengths` — float64 `[N]`, NaN except where a
+  *game* ended this step (terminated by the game, or truncated), where they
+  hold the raw, unclipped return and the number of agent steps of the whole
+  game. With `terminal_on_life_loss` a life loss sets `terminated` but the
+  game goes on (the emulator is not reset) and the logged episode is still the
+  full game.
+
+Seeding: `make_vector_env(..., seed=s)` seeds the first `reset()` so that
+sub-env `i` gets seed `s + i`; later auto-resets draw from each sub-env's own
+generator. Same seed and same actions give the same observations, rewards and
+flags on CPU, for both backends and for classic control.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+CLASSIC_CONTROL_IDS: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1")
+BACKENDS: tuple[str, ...] = ("auto", "ale", "gymnasium")
+_EXAMPLE_GAMES: tuple[str, ...] = ("Pong", "Breakout", "SpaceInvaders", "Seaquest", "Qbert")
+_MAX_SEED = 2**31 - 1
+
+
+@functools.cache
+def _ale_module() -> Any | None:
+    """Import ale_py once and register its envs with gymnasium; None if not installed."""
+    try:
+        import ale_py
+    except ImportError:
+        return None
+    gym.register_envs(ale_py)
+    return ale_py
+
+
+@functools.cache
+def _atari_roms() -> dict[str, str]:
+    """Map each registered `ALE/<Game>-v5` id to its ROM name (e.g. "ms_pacman")."""
+    if _ale_module() is None:
+        return {}
+    roms = {}
+    for env_id, spec in gym.registry.items():
+        if env_id.startswith("ALE/") and env_id.endswith("-v5") and "game" in spec.kwargs:
+            roms[env_id] = spec.kwargs["game"]
+    return dict(sorted(roms.items()))
+
+
+def _env_kinds() -> tuple[str, ...]:
+    return CLASSIC_CONTROL_IDS + tuple(_atari_roms())
+
+
+ENV_KINDS: tuple[str, ...] = _env_kinds()
+"""Every supported env id: the classic-control ids, then each `ALE/<Game>-v5`
+id registered by ale-py (empty of Atari ids when ale-py is not installed)."""
+
+
+def _allowed_ids_text() -> str:
+    examples = ", ".join(repr(f"ALE/{game}-v5") for game in _EXAMPLE_GAMES)
+    text = ", ".join(repr(i) for i in CLASSIC_CONTROL_IDS)
+    if _ale_module() is None:
+        return f"{text} (ALE/<Game>-v5 ids need ale-py: install softeq[atari])"
+    return f"{text}, or 'ALE/<Game>-v5' for a game ale-py registers (e.g. {examples})"
+
+
+def _check_env_id(env_id: str) -> None:
+    if not isinstance(env_id, str):
+        raise TypeError(f"`env_id` must be a str, got {env_id!r} ({type(env_id).__name__}).")
+    if env_id in CLASSIC_CONTROL_IDS or env_id in _atari_roms():
+        return
+    raise ValueError(f"Unsupported `env_id`={env_id!r}; allowed: {_allowed_ids_text()}.")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_seed(seed, *, num_envs: int, name: str = "seed") -> int:
+    if not _is_int(seed) or not 0 <= seed <= _MAX_SEED - num_envs:
+        raise ValueError(
+            f"`{name}` must be an int in [0, {_MAX_SEED - num_envs}] (sub-env i gets seed + i), "
+            f"got {seed!r}."
+        )
+    return int(seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class AtariOptions:
+    """Atari preprocessing options, applied identically by both backends.
+
+    Attributes:
+      frame_skip: emulator frames per agent step (the action is repeated); done
+        once, by the preprocessing, never also by the base env.
+      noop_max: at most this many no-op actions after each reset (0 = none).
+      frame_size: observations are `frame_size × frame_size`.
+      grayscale: grayscale frames; False gives RGB, `[stack, H, W, 3]`.
+      stack: number of most recent frames stacked in one observation.
+      max_pool: max-pool the last two emulator frames of each step (removes
+        sprite flicker). Only `True` is available on the gymnasium backend.
+      clip_rewards: the learner sees `sign(reward)`; logged returns stay raw.
+      terminal_on_life_loss: flag `terminated` on each life loss (the game
+        itself goes on; the logged episode is the full game).
+      repeat_action_probability: sticky-action probability per emulator frame
+        (0.25 is the v5 default).
+      full_action_space: use all 18 actions instead of the game's minimal set.
+      max_episode_frames: truncate a game after this many emulator frames
+        (108 000 = 30 minutes of play = 27 000 agent steps at frame_skip 4).
+    """
+
+    frame_skip: int = 4
+    noop_max: int = 30
+    frame_size: int = 84
+    grayscale: bool = True
+    stack: int = 4
+    max_pool: bool = True
+    clip_rewards: bool = True
+    terminal_on_life_loss: bool = False
+    repeat_action_probability: float = 0.25
+    full_action_space: bool = False
+    max_episode_frames: int = 108_000
+
+    def __post_init__(self):
+        for name, low in (
+            ("frame_skip", 1),
+            ("noop_max", 0),
+            ("frame_size", 8),
+            ("stack", 1),
+            ("max_episode_frames", 1),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}.")
+        for name in (
+            "grayscale",
+            "max_pool",
+            "clip_rewards",
+            "terminal_on_life_loss",
+            "full_action_space",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"`{name}` must be a bool, got {value!r}.")
+        p = self.repeat_action_probability
+        if not isinstance(p, int | float) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"`repeat_action_probability` must be a float in [0, 1], got {p!r}.")
+
+
+class StepResult(NamedTuple):
+    """What `VectorEnv.step` returns; N is `num_envs`.
+
+    Attributes:
+      obs: `[N, *observation_shape]` next observations (the new episode's first
+        observation where an episode ended this step).
+      reward: float32 `[N]` rewards (sign-clipped for Atari when `clip_rewards`).
+      terminated: bool `[N]` terminal transitions (no bootstrap through them).
+      truncated: bool `[N]` episodes cut by a time limit.
+      episode_returns: float64 `[N]` raw return of each game that ended this
+        step, NaN elsewhere.
+      episode_lengths: float64 `[N]` agent steps of each game that ended this
+        step, NaN elsewhere.
+    """
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    episode_returns: np.ndarray
+    episode_lengths: np.ndarray
+
+
+class VectorEnv:
+    """A batch of `num_envs` environments behind the contract of this module.
+
+    Do not construct directly; use `make_vector_env`.
+
+    Attributes:
+      env_id: the env id it was made from.
+      num_envs: N, the number of sub-environments.
+      observation_shape: shape of one observation (`(stack, H, W)` for Atari,
+        `(D,)` for classic control).
+      observation_dtype: `np.uint8` for Atari, `np.float32` for classic control.
+      num_actions: size of the discrete action set.
+      is_atari: whether this is an ALE env.
+      backend: `"ale"` or `"gymnasium"`, the backend actually used.
+      last_info: the backend's info dict of the latest reset/step (diagnostics:
+        for Atari it holds per-env `lives`, `episode_frame_number`, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        env_id: str,
+        inner: Any,
+        num_envs: int,
+        seed: int,
+        is_atari: bool,
+        backend: str,
+        observation_shape: tuple[int, ...],
+        observation_dtype: Any,
+        num_actions: int,
+        clip_rewards: bool,
+        terminal_on_life_loss: bool,
+    ):
+        self.env_id = env_id
+        self.num_envs = num_envs
+        self.observation_shape = tuple(int(d) for d in observation_shape)
+        self.observation_dtype = np.dtype(observation_dtype).type
+        self.num_actions = int(num_actions)
+        self.is_atari = is_atari
+        self.backend = backend
+        self.last_info: dict[str, Any] = {}
+        self._inner = inner
+        self._seed = seed
+        self._clip_rewards = clip_rewards
+        self._terminal_on_life_loss = terminal_on_life_loss
+        self._needs_reset = True
+        self._closed = False
+        self._returns = np.zeros(num_envs, np.float64)
+        self._lengths = np.zeros(num_envs, np.int64)
+        self._lives = np.zeros(num_envs, np.int64)
+
+    def __repr__(self) -> str:
+        return (
+            f"VectorEnv(env_id={self.env_id!r}, num_envs={self.num_envs}, "
+            f"backend={self.backend!r}, observation_shape={self.observation_shape}, "
+            f"num_actions={self.num_actions})"
+        )
+
+    def _observations(self, obs) -> np.ndarray:
+        return np.asarray(obs, dtype=self.observation_dtype)
+
+    def _track_lives(self, info: dict[str, Any]) -> None:
+        if self.is_atari and "lives" in info:
+            self._lives = np.asarray(info["lives"], np.int64).copy()
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset every sub-environment.
+
+        Args:
+          seed: sub-env i is seeded with `seed + i`. None on the first reset
+            uses the seed given to `make_vector_env`; None later continues the
+            sub-envs' own random streams.
+
+        Returns:
+          `[N, *observation_shape]` first observations.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed.")
+        if seed is None and self._seed is not None:
+            seed = self._seed
+        if seed is not None:
+            seed = _check_seed(seed, num_envs=self.num_envs)
+        self._seed = None
+        obs, info = self._inner.reset(seed=seed)
+        self.last_info = info
+        self._track_lives(info)
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        self._needs_reset = False
+        return self._observations(obs)
+
+    def _check_actions(self, actions) -> np.ndarray:
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(
+                f"`actions` must be an int array of shape ({self.num_envs},), got dtype "
+                f"{actions.dtype} and shape {actions.shape}."
+            )
+        if actions.size and (actions.min() < 0 or actions.max() >= self.num_actions):
+            raise ValueError(
+                f"`actions` must lie in [0, {self.num_actions}), got values in "
+                f"[{actions.min()}, {actions.max()}]."
+            )
+        return actions.astype(np.int64, copy=False)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Advance every sub-environment by one agent step.
+
+        Args:
+          actions: int `[N]` action indices in `[0, num_actions)`.
+
+        Returns:
+          A `StepResult` (see the module docstring for the conventions).
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed.")
+        if self._needs_reset:
+            raise RuntimeError("Call `reset()` before the first `step()`.")
+        actions = self._check_actions(actions)
+        obs, reward, terminated, truncated, info = self._inner.step(actions)
+        self.last_info = info
+        raw = np.asarray(reward, np.float64)
+        terminated = np.asarray(terminated, bool).copy()
+        truncated = np.asarray(truncated, bool).copy()
+        game_over = terminated | truncated
+
+        self._returns += raw
+        self._lengths += 1
+        episode_returns = np.where(game_over, self._returns, np.nan)
+        episode_lengths = np.where(game_over, self._lengths.astype(np.float64), np.nan)
+        self._returns[game_over] = 0.0
+        self._lengths[game_over] = 0
+
+        if self.is_atari and "lives" in info:
+            lives = np.asarray(info["lives"], np.int64)
+            if self._terminal_on_life_loss:
+                # Where the game ended, `lives` already belongs to the new game.
+                terminated |= (lives < self._lives) & ~game_over
+            self._lives = lives.copy()
+
+        reward_out = np.sign(raw) if self._clip_rewards else raw
+        return StepResult(
+            obs=self._observations(obs),
+            reward=reward_out.astype(np.float32),
+            terminated=terminated,
+            truncated=truncated,
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+        )
+
+    def close(self) -> None:
+        """Release the sub-environments (idempotent)."""
+        if not self._closed:
+            self._inner.close()
+            self._closed = True
+
+    def __enter__(self) -> VectorEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _ale_vector_available() -> bool:
+    ale_py = _ale_module()
+    return ale_py is not None and hasattr(ale_py, "AtariVectorEnv")
+
+
+def _make_ale_backend(rom: str, num_envs: int, options: AtariOptions):
+    ale_py = _ale_module()
+    return ale_py.AtariVectorEnv(
+        rom,
+        num_envs,
+        max_num_frames_per_episode=options.max_episode_frames,
+        repeat_action_probability=float(options.repeat_action_probability),
+        full_action_space=options.full_action_space,
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        img_height=options.frame_size,
+        img_width=options.frame_size,
+        grayscale=options.grayscale,
+        stack_num=options.stack,
+        frameskip=options.frame_skip,
+        maxpool=options.max_pool,
+        noop_max=options.noop_max,
+        # Life losses, reward clipping and fire-on-reset are handled (or not
+        # done) identically for both backends in `VectorEnv`.
+        episodic_life=False,
+        reward_clipping=False,
+        use_fire_reset=False,
+    )
+
+
+def _atari_thunk(env_id: str, options: AtariOptions) -> Callable[[], gym.Env]:
+    def thunk() -> gym.Env:
+        env = gym.make(
+            env_id,
+            frameskip=1,
+            repeat_action_probability=float(options.repeat_action_probability),
+            full_action_space=options.full_action_space,
+            max_num_frames_per_episode=options.max_episode_frames,
+            disable_env_checker=True,
+        )
+        env = gym.wrappers.AtariPreprocessing(
+            env,
+            noop_max=options.noop_max,
+            frame_skip=options.frame_skip,
+            screen_size=options.frame_size,
+            terminal_on_life_loss=False,
+            grayscale_obs=options.grayscale,
+            scale_obs=False,
+        )
+        return gym.wrappers.FrameStackObservation(env, options.stack, padding_type="zero")
+
+    return thunk
+
+
+def _classic_thunk(env_id: str) -> Callable[[], gym.Env]:
+    def thunk() -> gym.Env:
+        return gym.make(env_id, disable_env_checker=True)
+
+    return thunk
+
+
+def make_vector_env(
+    env_id: str,
+    *,
+    num_envs: int,
+    seed: int,
+    atari_options: AtariOptions | None = None,
+    backend: str = "auto",
+) -> VectorEnv:
+    """Build `num_envs` copies of `env_id` behind the `VectorEnv` contract.
+
+    Args:
+      env_id: one of `ENV_KINDS`: `"CartPole-v1"`, `"Acrobot-v1"` or an
+        `"ALE/<Game>-v5"` id.
+      num_envs: N ≥ 1.
+      seed: int ≥ 0; the first `reset()` seeds sub-env i with `seed + i`.
+      atari_options: Atari preprocessing (defaults to `AtariOptions()`);
+        ignored for classic control.
+      backend: `"auto"` (the ALE vector env for Atari when available, else
+        gymnasium), `"ale"` (require `ale_py.AtariVectorEnv`) or
+        `"gymnasium"` (a `SyncVectorEnv` of wrapped single envs).
+
+    Returns:
+      A `VectorEnv`; call `reset()` before stepping.
+
+    Example:
+      >>> from softeq.adapters.envs import make_vector_env
+      >>> env = make_vector_env("CartPole-v1", num_envs=2, seed=0)
+      >>> env.reset().shape
+      (2, 4)
+      >>> env.close()
+    """
+    _check_env_id(env_id)
+    if not _is_int(num_envs) or num_envs < 1:
+        raise ValueError(f"`num_envs` must be an int >= 1, got {num_envs!r}.")
+    num_envs = int(num_envs)
+    seed = _check_seed(seed, num_envs=num_envs)
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
+    if atari_options is None:
+        atari_options = AtariOptions()
+    elif not isinstance(atari_options, AtariOptions):
+        raise TypeError(
+            f"`atari_options` must be an AtariOptions or None, got {type(atari_options).__name__}."
+        )
+
+    if env_id in CLASSIC_CONTROL_IDS:
+        if backend == "ale":
+            raise ValueError(
+                f"`backend`='ale' only applies to ALE envs, not `env_id`={env_id!r}; "
+                "use 'auto' or 'gymnasium'."
+            )
+        inner = SyncVectorEnv(
+            [_classic_thunk(env_id) for _ in range(num_envs)],
+            autoreset_mode=AutoresetMode.SAME_STEP,
+        )
+        return VectorEnv(
+            env_id=env_id,
+            inner=inner,
+            num_envs=num_envs,
+            seed=seed,
+            is_atari=False,
+            backend="gymnasium",
+            observation_shape=inner.single_observation_space.shape,
+            observation_dtype=np.float32,
+            num_actions=inner.single_action_space.n,
+            clip_rewards=False,
+            terminal_on_life_loss=False,
+        )
+
+    options = atari_options
+    use_ale = backend == "ale" or (backend == "auto" and _ale_vector_available())
+    if use_ale and not _ale_vector_available():
+        raise RuntimeError(
+            "`backend`='ale' needs ale_py.AtariVectorEnv, which this ale-py build lacks; "
+            "use backend='gymnasium'."
+        )
+    if not use_ale and not options.max_pool:
+        raise ValueError(
+            "`max_pool`=False is only available with the 'ale' backend (gymnasium's "
+            "AtariPreprocessing always max-pools)."
+        )
+    if use_ale:
+        inner = _make_ale_backend(_atari_roms()[env_id], num_envs, options)
+    else:
+        inner = SyncVectorEnv(
+            [_atari_thunk(env_id, options) for _ in range(num_envs)],
+            autoreset_mode=AutoresetMode.SAME_STEP,
+        )
+    shape = (options.stack, options.frame_size, options.frame_size)
+    if not options.grayscale:
+        shape += (3,)
+    if inner.single_observation_space.shape != shape:
+        raise RuntimeError(
+            f"Backend produced observations of shape {inner.single_observation_space.shape}, "
+            f"expected {shape}."
+        )
+    return VectorEnv(
+        env_id=env_id,
+        inner=inner,
+        num_envs=num_envs,
+        seed=seed,
+        is_atari=True,
+        backend="ale" if use_ale else "gymnasium",
+        observation_shape=shape,
+        observation_dtype=np.uint8,
+        num_actions=inner.single_action_space.n,
+        clip_rewards=options.clip_rewards,
+        terminal_on_life_loss=options.terminal_on_life_loss,
+    )
