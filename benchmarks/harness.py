@@ -1,0 +1,75 @@
+"""Timing harness shared by the benchmarks: machine description, medians, tables.
+
+Timings are wall-clock medians over repeated calls of already-compiled
+functions, with `block_until_ready` so asynchronous dispatch is not mistaken
+for speed. Reference and candidate are timed interleaved in the same process,
+so that drift of the machine (other load, frequency changes) hits both alike.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+    return (
+        f"{cpu}; {os.cpu_count()} logical cores; Python {platform.python_version()}; "
+        f"jax {jax.__version__} on {jax.default_backend()} ({len(jax.devices())}× {devices})"
+    )
+
+
+def _block(x):
+    return jax.block_until_ready(x)
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], *, repeats: int = 30, inner: int = 5
+) -> dict[str, list[float]]:
+    """Seconds per call for each thunk, `repeats` samples each, interleaved.
+
+    Each thunk is called once first (compilation), then in every round each
+    thunk runs `inner` times back to back and the mean is one sample.
+    """
+    for fn in fns.values():
+        _block(fn())
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                out = fn()
+            _block(out)
+            samples[name].append((time.perf_counter() - start) / inner)
+    return samples
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def spread(xs: Sequence[float]) -> str:
+    """Inter-quartile range as 'p25–p75'."""
+    q = statistics.quantiles(xs, n=4)
+    return f"{q[0] * 1e6:.0f}–{q[2] * 1e6:.0f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
