@@ -1,0 +1,323 @@
+r"""A2C (naive or proper entropy, §6.1) and A2C-matched soft Q-learning ([E16], §6.3).
+
+Both agents share the network (policy logits and value from one torso), the
+synchronous rollouts and the optimiser; they differ only in the loss:
+
+- "a2c": `softeq.core.a2c_loss` with π̄ ≡ 1 (`log_prior` = 0, the entropy bonus);
+- "soft-q": `softeq.core.a2c_matched_soft_q_loss`, the dueling soft Q-function
+  Q = V + τ log π regressed on n-step soft targets, with gradient scale 1/τ on
+  the advantage stream and c on the value stream; π_θ itself is the behaviour
+  policy (no target network, no ε).
+
+Each rollout holds `num_steps` transitions of every environment and the state
+after them; the n of the n-step returns is `num_steps`, so every step
+bootstraps from the end of the rollout (windows shrink towards the end).
+Discounts are γ·(1 − terminated or truncated): a time-limit truncation cuts
+the return like a termination, because the vector-env contract hands back the
+next episode's first observation, not the truncated one.
+
+For soft-q every update also differentiates the matching A2C loss (entropy
+"proper", π̄ ≡ 1, value weight c) on the same batch and parameters, sharing one
+forward pass through `jax.vjp`, and reports the cosine between the two
+gradients (`grad_cosine`): [E16] says they agree in expectation over actions.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from softeq.adapters import parallel
+from softeq.adapters.agents import common
+from softeq.adapters.agents.config import A2CConfig, SoftQConfig
+from softeq.core import a2c_loss, a2c_matched_soft_q_loss
+
+
+class Rollout(NamedTuple):
+    """One synchronous rollout, environment-major (each env's sequence is time-major).
+
+    obs: `[N, T + 1, *obs_shape]` states s_0 … s_T (s_T only bootstraps).
+    actions: `[N, T]` int32 actions a_0 … a_{T-1}.
+    rewards: `[N, T]` float32 rewards.
+    discounts: `[N, T]` float32 γ·(1 − done) of each transition.
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    discounts: np.ndarray
+
+
+class LearnerState(NamedTuple):
+    """The part of the agent state the learner update transforms: params and optimiser."""
+
+    params: hk.Params
+    opt_state: optax.OptState
+
+
+class ActorCriticState(NamedTuple):
+    """Everything an actor-critic agent carries between calls; arrays only.
+
+    learner: parameters and optimiser state (replicated over the mesh).
+    rng: `uint32[2]` PRNG key for action sampling.
+    rollout: the `Rollout` being filled (numpy, written in place).
+    cursor: `[]` int64 number of transitions stored in the current rollout.
+    steps: `[]` int64 transitions observed so far, summed over environments.
+    updates: `[]` int64 learner updates done so far.
+    """
+
+    learner: LearnerState
+    rng: jax.Array
+    rollout: Rollout
+    cursor: np.ndarray
+    steps: np.ndarray
+    updates: np.ndarray
+
+
+def forward(apply, params, obs):
+    """Logits `[N, T + 1, A]` and values `[N, T + 1]` for rollout observations `[N, T + 1, …]`."""
+    lead = obs.shape[:2]
+    logits, values = apply(params, obs.reshape((-1, *obs.shape[2:])))
+    return logits.reshape((*lead, logits.shape[-1])), values.reshape(lead)
+
+
+def a2c_batch_loss(logits, values, rollout: Rollout, *, config, entropy: str):
+    """Mean over environments of `softeq.core.a2c_loss` with π̄ ≡ 1.
+
+    Args:
+      logits: `[N, T + 1, A]`; values: `[N, T + 1]`; rollout: the batch.
+      config: an `A2CConfig` or `SoftQConfig` (temperature, value weight, n = num_steps).
+      entropy: "naive" or "proper".
+
+    Returns:
+      `(loss [], A2CLossExtras with [N]-leading fields)`.
+    """
+    log_prior = jnp.zeros(logits.shape[-1], logits.dtype)
+
+    def one(lg, v, a, r, d):
+        return a2c_loss(
+            lg,
+            v,
+            a,
+            r,
+            d,
+            temperature=config.temperature,
+            n=config.num_steps,
+            value_weight=config.value_weight,
+            entropy=entropy,
+            log_prior=log_prior,
+        )
+
+    losses, extras = jax.vmap(one)(
+        logits, values, rollout.actions, rollout.rewards, rollout.discounts
+    )
+    return jnp.mean(losses), extras
+
+
+def soft_q_batch_loss(logits, values, rollout: Rollout, *, config):
+    """Mean over environments of `softeq.core.a2c_matched_soft_q_loss` [E16]."""
+
+    def one(lg, v, a, r, d):
+        return a2c_matched_soft_q_loss(
+            lg,
+            v,
+            a,
+            r,
+            d,
+            temperature=config.temperature,
+            n=config.num_steps,
+            value_weight=config.value_weight,
+        )
+
+    losses, extras = jax.vmap(one)(
+        logits, values, rollout.actions, rollout.rewards, rollout.discounts
+    )
+    return jnp.mean(losses), extras
+
+
+def actor_critic_gradients(apply, params, rollout: Rollout, *, algo: str, config):
+    """Gradients of the agent's loss and, for soft-q, of the matching A2C loss.
+
+    One forward pass; the cotangents of each loss with respect to (logits,
+    values) are pulled back through the same `jax.vjp`.
+
+    Returns:
+      `(grads, metrics)`; for "soft-q" the metrics hold `grad_cosine`,
+      `soft_q_loss`, `a2c_loss`, `a2c_grad_norm` besides the A2C diagnostics.
+    """
+    (logits, values), pull_back = jax.vjp(lambda p: forward(apply, p, rollout.obs), params)
+    entropy = config.entropy if algo == "a2c" else "proper"
+    a2c_fn = functools.partial(a2c_batch_loss, rollout=rollout, config=config, entropy=entropy)
+    (a2c_value, extras), a2c_cot = jax.value_and_grad(a2c_fn, argnums=(0, 1), has_aux=True)(
+        logits, values
+    )
+    (a2c_grads,) = pull_back(a2c_cot)
+    metrics = {
+        "a2c_loss": a2c_value,
+        "policy_loss": jnp.mean(extras.policy_loss),
+        "value_loss": jnp.mean(extras.value_loss),
+        "kl": jnp.mean(extras.kl),
+        "entropy": -jnp.mean(extras.kl),
+        "advantage_std": jnp.std(extras.advantages),
+        "value_mean": jnp.mean(values[:, :-1]),
+    }
+    if algo == "a2c":
+        metrics["loss"] = a2c_value
+        return a2c_grads, metrics
+    sq_fn = functools.partial(soft_q_batch_loss, rollout=rollout, config=config)
+    (sq_value, _), sq_cot = jax.value_and_grad(sq_fn, argnums=(0, 1), has_aux=True)(logits, values)
+    (grads,) = pull_back(sq_cot)
+    metrics.update(
+        loss=sq_value,
+        soft_q_loss=sq_value,
+        grad_cosine=common.cosine(grads, a2c_grads),
+        a2c_grad_norm=optax.global_norm(a2c_grads),
+    )
+    return grads, metrics
+
+
+def make_learner_update(apply, optimizer: optax.GradientTransformation, *, algo: str, config):
+    """The pure learner update `(LearnerState, Rollout) -> (LearnerState, metrics)`."""
+
+    def learner_update(learner: LearnerState, rollout: Rollout):
+        grads, metrics = actor_critic_gradients(
+            apply, learner.params, rollout, algo=algo, config=config
+        )
+        updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
+        params = optax.apply_updates(learner.params, updates)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        return LearnerState(params, opt_state), metrics
+
+    return learner_update
+
+
+class ActorCriticAgent:
+    """A2C or A2C-matched soft-Q agent; see `softeq.adapters.agents.make_agent`."""
+
+    def __init__(
+        self,
+        algo: str,
+        config: A2CConfig | SoftQConfig,
+        *,
+        network: hk.Transformed,
+        num_actions: int,
+        observation_shape: tuple,
+        observation_dtype,
+        num_envs: int,
+        devices=None,
+    ):
+        self.algo = algo
+        self.config = config
+        self.network = network
+        self.num_actions = num_actions
+        self.observation_shape = tuple(observation_shape)
+        self.observation_dtype = np.dtype(observation_dtype)
+        self.num_envs = num_envs
+        self.mesh = parallel.batch_mesh(num_envs, devices)
+        self.optimizer = common.make_optimizer(
+            name=config.optimizer,
+            learning_rate=config.learning_rate,
+            max_grad_norm=config.max_grad_norm,
+            rmsprop_decay=config.rmsprop_decay,
+            rmsprop_eps=config.rmsprop_eps,
+            adam_eps=config.adam_eps,
+        )
+        self._traces = {
+            "learner_update": common.TraceCounter(
+                make_learner_update(network.apply, self.optimizer, algo=algo, config=config)
+            ),
+            "act": common.TraceCounter(self._sample),
+            "act_greedy": common.TraceCounter(self._greedy),
+        }
+        self.learner_update = parallel.data_parallel_update(
+            self._traces["learner_update"], self.mesh, batch_axis=0
+        )
+        self._act = jax.jit(self._traces["act"])
+        self._act_greedy = jax.jit(self._traces["act_greedy"])
+
+    @property
+    def trace_counts(self) -> dict[str, int]:
+        """How often each jitted function has been traced (1 each after warm-up)."""
+        return {name: counter.count for name, counter in self._traces.items()}
+
+    def _sample(self, params, key, obs):
+        key, sub = jax.random.split(key)
+        logits, _ = self.network.apply(params, obs)
+        return jax.random.categorical(sub, logits).astype(jnp.int32), key
+
+    def _greedy(self, params, obs):
+        logits, _ = self.network.apply(params, obs)
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    def init(self, seed: int, first_obs: np.ndarray) -> ActorCriticState:
+        """Fresh parameters, optimiser state and an empty rollout."""
+        first_obs = common.check_obs(
+            first_obs, shape=self.observation_shape, num_envs=self.num_envs, name="first_obs"
+        )
+        key, init_key = jax.random.split(common.new_key(seed))
+        params = self.network.init(init_key, jnp.asarray(first_obs))
+        learner = parallel.put_replicated(
+            LearnerState(params, self.optimizer.init(params)), self.mesh
+        )
+        steps = self.config.num_steps
+        n = self.num_envs
+        rollout = Rollout(
+            obs=np.zeros((n, steps + 1, *self.observation_shape), self.observation_dtype),
+            actions=np.zeros((n, steps), np.int32),
+            rewards=np.zeros((n, steps), np.float32),
+            discounts=np.zeros((n, steps), np.float32),
+        )
+        zero = np.zeros((), np.int64)
+        return ActorCriticState(
+            learner,
+            parallel.put_replicated(key, self.mesh),
+            rollout,
+            zero,
+            zero.copy(),
+            zero.copy(),
+        )
+
+    def act(self, state: ActorCriticState, obs: np.ndarray):
+        """Samples actions `[N]` int32 from π_θ(·|obs); returns `(actions, state)`."""
+        actions, key = self._act(state.learner.params, state.rng, obs)
+        return np.asarray(actions), state._replace(rng=key)
+
+    def act_greedy(self, state: ActorCriticState, obs: np.ndarray) -> np.ndarray:
+        """The most probable action under π_θ for each observation, `[N]` int32."""
+        return np.asarray(self._act_greedy(state.learner.params, obs))
+
+    def observe(self, state: ActorCriticState, obs, actions, step):
+        """Stores one transition per env; after `num_steps` of them runs the learner.
+
+        `obs` are the observations the `actions` were chosen in; `step` is the
+        vector env's result. Returns `(state, metrics or None)`. The rollout
+        buffers of `state` are written in place.
+        """
+        t = int(state.cursor)
+        buf = state.rollout
+        done = np.logical_or(step.terminated, step.truncated)
+        buf.obs[:, t] = obs
+        buf.actions[:, t] = actions
+        buf.rewards[:, t] = step.reward
+        buf.discounts[:, t] = self.config.discount * (1.0 - done.astype(np.float32))
+        t += 1
+        steps = state.steps + self.num_envs
+        if t < self.config.num_steps:
+            return state._replace(cursor=np.asarray(t, np.int64), steps=steps), None
+        buf.obs[:, t] = step.obs
+        learner = jax.device_put(state.learner, parallel.replicated(self.mesh))
+        learner, metrics = self.learner_update(learner, buf)
+        metrics = common.to_floats(metrics)
+        state = state._replace(
+            learner=learner,
+            cursor=np.zeros((), np.int64),
+            steps=steps,
+            updates=state.updates + 1,
+        )
+        return state, metrics

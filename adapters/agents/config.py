@@ -1,0 +1,237 @@
+"""Typed, frozen hyperparameter records for the three agents and their per-env defaults.
+
+Every field is a plain `int`, `float`, `str` or `bool`, so that a command line
+can turn each one into a flag. Construction validates the values and raises
+`ValueError` naming the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from softeq.core import DQN_TARGET_MODES, ENTROPY_MODES
+
+ALGORITHMS = ("a2c", "soft-q", "dqn")
+OPTIMIZERS = ("rmsprop", "adam")
+
+
+def _is_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/") or "NoFrameskip" in env_id
+
+
+def _check_int(name: str, value, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+
+def _check_float(name: str, value, *, low: float, high: float = math.inf, open_low=False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        bound = f"> {low}" if open_low else f">= {low}"
+        if high != math.inf:
+            bound += f" and <= {high}"
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {allowed}; got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class A2CConfig:
+    """Synchronous advantage actor-critic with an entropy bonus, naive or proper (§6.1).
+
+    Defaults are OpenAI Baselines' Atari settings, the stand-in for the paper's
+    unlisted ones (paper-notes §6). `entropy="proper"` puts the future entropy
+    terms into the returns [E14]; `"naive"` only adds the per-state bonus.
+    `num_steps` is both the rollout length and the n of the n-step returns.
+    """
+
+    num_steps: int = 5
+    learning_rate: float = 7e-4
+    optimizer: str = "rmsprop"
+    rmsprop_decay: float = 0.99
+    rmsprop_eps: float = 1e-5
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 0.5
+    temperature: float = 0.01
+    value_weight: float = 0.5
+    discount: float = 0.99
+    entropy: str = "proper"
+
+    def __post_init__(self):
+        _check_actor_critic(self)
+        _check_choice("entropy", self.entropy, ENTROPY_MODES)
+
+
+def _check_actor_critic(config) -> None:
+    _check_int("num_steps", config.num_steps, minimum=1)
+    _check_float("learning_rate", config.learning_rate, low=0.0, open_low=True)
+    _check_choice("optimizer", config.optimizer, OPTIMIZERS)
+    _check_float("rmsprop_decay", config.rmsprop_decay, low=0.0, high=1.0)
+    _check_float("rmsprop_eps", config.rmsprop_eps, low=0.0)
+    _check_float("adam_eps", config.adam_eps, low=0.0)
+    _check_float("max_grad_norm", config.max_grad_norm, low=0.0, open_low=True)
+    _check_float("temperature", config.temperature, low=0.0)
+    _check_float("value_weight", config.value_weight, low=0.0)
+    _check_float("discount", config.discount, low=0.0, high=1.0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SoftQConfig:
+    """A2C-matched soft Q-learning [E16] (§6.3): the A2C fields minus `entropy`.
+
+    `value_weight` is c, the gradient scale on the value stream V_θ (0.5
+    matches A2C; c = 1/τ is plain soft Q-learning, which the paper found
+    unstable). `temperature` must be > 0 (the advantage stream is scaled by 1/τ).
+    """
+
+    num_steps: int = 5
+    learning_rate: float = 7e-4
+    optimizer: str = "rmsprop"
+    rmsprop_decay: float = 0.99
+    rmsprop_eps: float = 1e-5
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 0.5
+    temperature: float = 0.01
+    value_weight: float = 0.5
+    discount: float = 0.99
+
+    def __post_init__(self):
+        _check_actor_critic(self)
+        _check_float("temperature", self.temperature, low=0.0, open_low=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DQNConfig:
+    """DQN with a standard or soft target (§6.2, paper-notes §5) and n-step returns.
+
+    `target`: "hard" (max), "soft-kl" (KL to uniform) or "soft-entropy" (entropy
+    bonus). Counts are in environment transitions (summed over parallel envs)
+    except `target_update_every`, which counts learner updates. ε decays
+    linearly from `epsilon_start` to `epsilon_end` over `epsilon_decay_steps`
+    transitions.
+    """
+
+    learning_rate: float = 1e-4
+    adam_eps: float = 1.5e-4
+    discount: float = 0.99
+    target: str = "hard"
+    n_step: int = 1
+    temperature: float = 0.1
+    replay_capacity: int = 100_000
+    batch_size: int = 32
+    learning_starts: int = 20_000
+    train_every: int = 4
+    target_update_every: int = 2_000
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.01
+    epsilon_decay_steps: int = 250_000
+    huber_delta: float = 1.0
+    max_grad_norm: float = 10.0
+    dueling: bool = False
+
+    def __post_init__(self):
+        _check_float("learning_rate", self.learning_rate, low=0.0, open_low=True)
+        _check_float("adam_eps", self.adam_eps, low=0.0)
+        _check_float("discount", self.discount, low=0.0, high=1.0)
+        _check_choice("target", self.target, DQN_TARGET_MODES)
+        _check_int("n_step", self.n_step, minimum=1)
+        _check_float("temperature", self.temperature, low=0.0, open_low=True)
+        _check_int("replay_capacity", self.replay_capacity, minimum=1)
+        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("learning_starts", self.learning_starts, minimum=0)
+        _check_int("train_every", self.train_every, minimum=1)
+        _check_int("target_update_every", self.target_update_every, minimum=1)
+        _check_float("epsilon_start", self.epsilon_start, low=0.0, high=1.0)
+        _check_float("epsilon_end", self.epsilon_end, low=0.0, high=1.0)
+        _check_int("epsilon_decay_steps", self.epsilon_decay_steps, minimum=1)
+        _check_float("huber_delta", self.huber_delta, low=0.0, open_low=True)
+        _check_float("max_grad_norm", self.max_grad_norm, low=0.0, open_low=True)
+        if not isinstance(self.dueling, bool):
+            raise ValueError(f"`dueling` must be a bool, got {self.dueling!r}.")
+        if self.replay_capacity <= self.n_step:
+            raise ValueError(
+                f"`replay_capacity` must exceed `n_step` ({self.n_step}), "
+                f"got {self.replay_capacity}."
+            )
+
+
+_CONFIGS = {"a2c": A2CConfig, "soft-q": SoftQConfig, "dqn": DQNConfig}
+
+# CartPole and other small control tasks: tuned so that A2C and soft-Q (with the
+# same hyperparameters, as §6.3 requires) reach a mean return >= 475 quickly.
+_CONTROL_ACTOR_CRITIC = dict(
+    num_steps=8,
+    learning_rate=2e-3,
+    optimizer="adam",
+    max_grad_norm=0.5,
+    temperature=0.01,
+    value_weight=0.5,
+    discount=0.99,
+)
+_CONTROL_DQN = dict(
+    learning_rate=1e-3,
+    adam_eps=1e-8,
+    replay_capacity=50_000,
+    batch_size=64,
+    learning_starts=1_000,
+    train_every=1,
+    target_update_every=250,
+    epsilon_decay_steps=10_000,
+    epsilon_end=0.02,
+)
+# Number of parallel environments the defaults were tuned for.
+_CONTROL_NUM_ENVS = {"a2c": 16, "soft-q": 16, "dqn": 4}
+_ATARI_NUM_ENVS = {"a2c": 16, "soft-q": 16, "dqn": 8}
+
+
+def _check_algo(algo: str) -> None:
+    _check_choice("algo", algo, ALGORITHMS)
+
+
+def config_for(algo: str) -> type:
+    """The config class of an algorithm: `A2CConfig`, `SoftQConfig` or `DQNConfig`."""
+    _check_algo(algo)
+    return _CONFIGS[algo]
+
+
+def default_config(algo: str, env_id: str, **overrides):
+    """Per-environment default hyperparameters, with optional field overrides.
+
+    Atari ids ("ALE/…", "…NoFrameskip…") get the paper's settings (Baselines' A2C
+    defaults; DQN with Adam); anything else gets settings tuned on CartPole-v1.
+
+    Example:
+      >>> default_config("a2c", "ALE/Pong-v5").learning_rate
+      0.0007
+      >>> default_config("soft-q", "CartPole-v1", value_weight=100.0).value_weight
+      100.0
+    """
+    cls = config_for(algo)
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"`env_id` must be a non-empty string, got {env_id!r}.")
+    if _is_atari(env_id):
+        fields = {}
+    elif algo == "dqn":
+        fields = dict(_CONTROL_DQN)
+    else:
+        fields = dict(_CONTROL_ACTOR_CRITIC)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}."
+        )
+    fields.update(overrides)
+    return cls(**fields)
+
+
+def default_num_envs(algo: str, env_id: str) -> int:
+    """The number of parallel environments the defaults of `default_config` assume."""
+    _check_algo(algo)
+    return (_ATARI_NUM_ENVS if _is_atari(env_id) else _CONTROL_NUM_ENVS)[algo]

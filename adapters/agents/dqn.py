@@ -1,0 +1,254 @@
+"""DQN with a standard or soft target and n-step returns (paper §6.2, paper-notes §5).
+
+The target of every sampled n-step window comes from
+`softeq.core.soft_dqn_targets` evaluated on the target network's rows
+Q̄(s_{i+1}, ·) … Q̄(s_{i+n}, ·): "hard" bootstraps from max_a Q̄, the soft
+modes from τ log mean/sum exp(Q̄/τ) and subtract τ·KL of the target network's
+Boltzmann policy at the intermediate states [E13]. An episode end inside the
+window (termination or time-limit truncation, since the truncated state is
+not handed back by the vector env) gives a zero discount, which cuts the
+later rewards and the bootstrap. Online Q is fitted with the Huber loss, Adam
+and global-norm clipping; the target network is a periodic hard copy made
+inside the jitted update. Behaviour is ε-greedy with a linear schedule.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from softeq.adapters import parallel, replay
+from softeq.adapters.agents import common
+from softeq.adapters.agents.config import DQNConfig
+from softeq.core import soft_dqn_targets
+
+
+class DQNLearnerState(NamedTuple):
+    """params, target_params (hk.Params), opt_state, updates (`[]` int32, done so far)."""
+
+    params: hk.Params
+    target_params: hk.Params
+    opt_state: optax.OptState
+    updates: jax.Array
+
+
+class DQNState(NamedTuple):
+    """Everything a DQN agent carries between calls; arrays only.
+
+    learner: `DQNLearnerState` (replicated over the mesh).
+    rng: `uint32[2]` PRNG key for ε-greedy action selection.
+    replay: the `softeq.adapters.replay.ReplayBuffer` (numpy, written in place).
+    seed: `[]` int64 run seed; replay sampling for update k uses the numpy
+      generator seeded with (seed, k), so a restored state resamples identically.
+    steps: `[]` int64 transitions observed so far, summed over environments.
+    updates: `[]` int64 learner updates done so far.
+    """
+
+    learner: DQNLearnerState
+    rng: jax.Array
+    replay: replay.ReplayBuffer
+    seed: np.ndarray
+    steps: np.ndarray
+    updates: np.ndarray
+
+
+def linear_epsilon(step: int, *, start: float, end: float, decay_steps: int) -> float:
+    """ε after `step` transitions: linear from `start` to `end` over `decay_steps`, then flat."""
+    fraction = min(max(step, 0) / decay_steps, 1.0)
+    return start + fraction * (end - start)
+
+
+def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: DQNConfig):
+    """Mean Huber loss between Q(s_i, a_i) and the n-step (soft) DQN targets.
+
+    Args:
+      params, target_params: online and target network parameters.
+      batch: `NStepBatch` with obs `[B, …]`, actions `[B]`, rewards/dones `[B, n]`,
+        next_obs `[B, n, …]`.
+      apply: the Q-network's `apply(params, obs) -> q [B, A]`.
+      config: target mode, temperature, discount and Huber δ.
+
+    Returns:
+      `(loss [], metrics dict)`.
+    """
+    q = apply(params, batch.obs)
+    size, n = batch.rewards.shape
+    next_obs = batch.next_obs.reshape((size * n, *batch.next_obs.shape[2:]))
+    q_next = apply(target_params, next_obs).reshape((size, n, q.shape[-1]))
+    discounts = config.discount * (1.0 - batch.dones)
+
+    def target(r, d, qn):
+        return soft_dqn_targets(r, d, qn, mode=config.target, temperature=config.temperature, n=n)
+
+    targets = jax.vmap(target)(batch.rewards, discounts, q_next)[:, 0]
+    q_taken = jnp.take_along_axis(q, batch.actions[:, None], axis=-1)[:, 0]
+    loss = jnp.mean(optax.losses.huber_loss(q_taken, targets, delta=config.huber_delta))
+    metrics = {
+        "loss": loss,
+        "q_mean": jnp.mean(q_taken),
+        "target_mean": jnp.mean(targets),
+        "td_abs_mean": jnp.mean(jnp.abs(targets - q_taken)),
+    }
+    return loss, metrics
+
+
+def make_learner_update(apply, optimizer: optax.GradientTransformation, *, config: DQNConfig):
+    """The pure learner update `(DQNLearnerState, NStepBatch) -> (DQNLearnerState, metrics)`."""
+
+    def learner_update(learner: DQNLearnerState, batch: replay.NStepBatch):
+        grads, metrics = jax.grad(dqn_loss, has_aux=True)(
+            learner.params, learner.target_params, batch, apply=apply, config=config
+        )
+        updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
+        params = optax.apply_updates(learner.params, updates)
+        count = learner.updates + 1
+        target_params = optax.periodic_update(
+            params, learner.target_params, count, config.target_update_every
+        )
+        metrics["grad_norm"] = optax.global_norm(grads)
+        return DQNLearnerState(params, target_params, opt_state, count), metrics
+
+    return learner_update
+
+
+class DQNAgent:
+    """DQN agent with hard or soft targets; see `softeq.adapters.agents.make_agent`."""
+
+    algo = "dqn"
+
+    def __init__(
+        self,
+        config: DQNConfig,
+        *,
+        network: hk.Transformed,
+        num_actions: int,
+        observation_shape: tuple,
+        observation_dtype,
+        num_envs: int,
+        devices=None,
+    ):
+        self.config = config
+        self.network = network
+        self.num_actions = num_actions
+        self.observation_shape = tuple(observation_shape)
+        self.observation_dtype = np.dtype(observation_dtype)
+        self.num_envs = num_envs
+        self.mesh = parallel.batch_mesh(config.batch_size, devices)
+        self.optimizer = common.make_optimizer(
+            name="adam",
+            learning_rate=config.learning_rate,
+            max_grad_norm=config.max_grad_norm,
+            adam_eps=config.adam_eps,
+        )
+        self._traces = {
+            "learner_update": common.TraceCounter(
+                make_learner_update(network.apply, self.optimizer, config=config)
+            ),
+            "act": common.TraceCounter(self._epsilon_greedy),
+            "act_greedy": common.TraceCounter(self._greedy),
+        }
+        self.learner_update = parallel.data_parallel_update(
+            self._traces["learner_update"], self.mesh, batch_axis=0
+        )
+        self._act = jax.jit(self._traces["act"])
+        self._act_greedy = jax.jit(self._traces["act_greedy"])
+
+    @property
+    def trace_counts(self) -> dict[str, int]:
+        """How often each jitted function has been traced (1 each after warm-up)."""
+        return {name: counter.count for name, counter in self._traces.items()}
+
+    def _greedy(self, params, obs):
+        return jnp.argmax(self.network.apply(params, obs), axis=-1).astype(jnp.int32)
+
+    def _epsilon_greedy(self, params, key, obs, epsilon):
+        key, explore_key, action_key = jax.random.split(key, 3)
+        greedy = self._greedy(params, obs)
+        size = greedy.shape[0]
+        random_actions = jax.random.randint(action_key, (size,), 0, self.num_actions, jnp.int32)
+        explore = jax.random.uniform(explore_key, (size,)) < epsilon
+        return jnp.where(explore, random_actions, greedy), key
+
+    def epsilon(self, state: DQNState) -> float:
+        """The exploration rate ε for the next action."""
+        c = self.config
+        return linear_epsilon(
+            int(state.steps),
+            start=c.epsilon_start,
+            end=c.epsilon_end,
+            decay_steps=c.epsilon_decay_steps,
+        )
+
+    def init(self, seed: int, first_obs: np.ndarray) -> DQNState:
+        """Fresh online/target parameters, optimiser state and an empty replay buffer."""
+        first_obs = common.check_obs(
+            first_obs, shape=self.observation_shape, num_envs=self.num_envs, name="first_obs"
+        )
+        key, init_key = jax.random.split(common.new_key(seed))
+        params = self.network.init(init_key, jnp.asarray(first_obs))
+        target = jax.tree.map(jnp.copy, params)
+        learner = DQNLearnerState(
+            params, target, self.optimizer.init(params), jnp.zeros((), jnp.int32)
+        )
+        learner = parallel.put_replicated(learner, self.mesh)
+        buffer = replay.replay_init(
+            capacity=self.config.replay_capacity,
+            num_envs=self.num_envs,
+            observation_shape=self.observation_shape,
+            observation_dtype=self.observation_dtype,
+        )
+        zero = np.zeros((), np.int64)
+        return DQNState(
+            learner,
+            parallel.put_replicated(key, self.mesh),
+            buffer,
+            np.asarray(seed, np.int64),
+            zero,
+            zero.copy(),
+        )
+
+    def act(self, state: DQNState, obs: np.ndarray):
+        """ε-greedy actions `[N]` int32; returns `(actions, state)`."""
+        epsilon = np.float32(self.epsilon(state))
+        actions, key = self._act(state.learner.params, state.rng, obs, epsilon)
+        return np.asarray(actions), state._replace(rng=key)
+
+    def act_greedy(self, state: DQNState, obs: np.ndarray) -> np.ndarray:
+        """argmax_a Q(obs, a) for each observation, `[N]` int32."""
+        return np.asarray(self._act_greedy(state.learner.params, obs))
+
+    def observe(self, state: DQNState, obs, actions, step):
+        """Stores the transitions; runs the learner updates that fall due.
+
+        One update per `train_every` transitions once `learning_starts`
+        transitions are stored (several per call when N > train_every).
+        Returns `(state, metrics of the last update or None)`.
+        """
+        c = self.config
+        done = np.logical_or(step.terminated, step.truncated)
+        buffer = replay.replay_add(state.replay, obs, actions, step.reward, done)
+        before = int(state.steps)
+        after = before + self.num_envs
+        state = state._replace(replay=buffer, steps=np.asarray(after, np.int64))
+        due = after // c.train_every - before // c.train_every
+        if after < c.learning_starts or not replay.replay_can_sample(buffer, n=c.n_step):
+            return state, None
+        learner = jax.device_put(state.learner, parallel.replicated(self.mesh))
+        updates = int(state.updates)
+        metrics = None
+        for _ in range(due):
+            rng = np.random.default_rng([int(state.seed), updates])
+            batch = replay.replay_sample(buffer, rng, batch_size=c.batch_size, n=c.n_step)
+            learner, metrics = self.learner_update(learner, batch)
+            updates += 1
+        state = state._replace(learner=learner, updates=np.asarray(updates, np.int64))
+        if metrics is None:
+            return state, None
+        metrics = common.to_floats(metrics)
+        metrics["epsilon"] = self.epsilon(state)
+        return state, metrics
