@@ -1,0 +1,472 @@
+"""The `softeq` command line: `train`, `compare`, `evaluate`, `plot` and `demo`.
+
+Every algorithm hyperparameter is a flag generated from the algorithms' frozen
+config dataclasses (`--temperature`, `--entropy naive|proper`,
+`--value-weight`, `--target hard|soft-kl|soft-entropy`, `--n-step`, ...);
+unset flags take the per-environment defaults of
+`softeq.adapters.agents.default_config`.
+
+Bad arguments end the program with exit status 2 and one line on stderr that
+names the flag, the value and what is allowed. Other exit statuses: 1 a
+runtime error (one line, no traceback; set SOFTEQ_DEBUG=1 for the traceback),
+3 the learner diverged (non-finite loss), 130 interrupted (a checkpoint was
+saved; continue with `--resume`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from softeq.adapters.run_config import (
+    CONFIG_FILENAME,
+    RESUMABLE_CHANGES,
+    ConfigError,
+    FieldSpec,
+    RunConfig,
+    algo_field_specs,
+    build_algo_config,
+    check_batch_compatibility,
+    check_env,
+    config_differences,
+    configs_to_dict,
+    default_run_dir,
+    read_config_json,
+    resolve_num_envs,
+)
+
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+
+#: Files and folders a run writes; `--force` removes exactly these.
+RUN_ARTIFACTS = ("config.json", "metrics.csv", "checkpoints", "tb", "videos", "train.log")
+
+
+class UsageError(Exception):
+    """A bad command-line argument (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, without the usage block."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+
+
+def _algo_specs() -> dict[str, list[FieldSpec]]:
+    from softeq.adapters import agents
+
+    return {algo: algo_field_specs(agents.config_for(algo)) for algo in agents.ALGORITHMS}
+
+
+def _merged_field_specs() -> dict[str, tuple[FieldSpec, list[str]]]:
+    """Each hyperparameter name → (its spec, the algorithms that have it)."""
+    merged: dict[str, tuple[FieldSpec, list[str]]] = {}
+    for algo, specs in _algo_specs().items():
+        for spec in specs:
+            if spec.name in merged:
+                merged[spec.name][1].append(algo)
+            else:
+                merged[spec.name] = (spec, [algo])
+    return merged
+
+
+def _add_algo_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "algorithm hyperparameters (default: the algorithm's per-environment default)"
+    )
+    for name, (spec, algos) in _merged_field_specs().items():
+        text = spec.help or name.replace("_", " ")
+        text += f" [{', '.join(algos)}]"
+        kwargs: dict[str, Any] = {"dest": "algo__" + name, "default": argparse.SUPPRESS}
+        if spec.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = "|".join(spec.choices) if spec.choices else spec.type.__name__
+            kwargs["type"] = str  # converted and validated by parse_field_value
+        group.add_argument(spec.flag, help=text, **kwargs)
+
+
+def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) -> None:
+    d = RunConfig()
+    s = argparse.SUPPRESS
+    g = parser.add_argument_group("run")
+    g.add_argument("--env", dest="run__env_id", default=s, help=f"env id (default {d.env_id})")
+    if not compare:
+        g.add_argument("--algo", dest="run__algo", default=s, help=f"a2c|soft-q|dqn ({d.algo})")
+        g.add_argument("--seed", dest="run__seed", default=s, type=str, help=f"({d.seed})")
+    g.add_argument(
+        "--num-envs",
+        dest="run__num_envs",
+        default=s,
+        type=str,
+        help="parallel envs (default: the algorithm's default for the env)",
+    )
+    g.add_argument(
+        "--total-steps", dest="run__total_steps", default=s, type=str, help="env steps budget"
+    )
+    g.add_argument(
+        "--eval-every", dest="run__eval_every", default=s, type=str, help="0 = only at the end"
+    )
+    g.add_argument("--eval-episodes", dest="run__eval_episodes", default=s, type=str)
+    g.add_argument("--checkpoint-every", dest="run__checkpoint_every", default=s, type=str)
+    g.add_argument("--keep-checkpoints", dest="run__keep_checkpoints", default=s, type=str)
+    g.add_argument(
+        "--log-every", dest="run__log_every", default=s, type=str, help="updates per CSV row"
+    )
+    g.add_argument("--torso", dest="run__torso", default=s, help="auto|nature|mlp")
+    g.add_argument("--backend", dest="run__backend", default=s, help="auto|ale|gymnasium")
+    if not compare:
+        g.add_argument("--run-dir", dest="run__run_dir", default=s, help="output folder")
+        g.add_argument(
+            "--video",
+            dest="run__video",
+            default=s,
+            action="store_true",
+            help="record one evaluation episode to mp4 at each evaluation",
+        )
+        g.add_argument("--no-progress", dest="run__progress", default=s, action="store_false")
+
+
+_INT_RUN_FIELDS = {
+    "seed",
+    "num_envs",
+    "total_steps",
+    "eval_every",
+    "eval_episodes",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "log_every",
+}
+
+
+def _parse_int(flag: str, text: Any) -> int:
+    if isinstance(text, int):
+        return text
+    try:
+        value = float(text) if any(c in str(text) for c in "eE.") else int(text)
+    except ValueError:
+        raise ConfigError(flag, text, "must be an integer") from None
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(flag, text, "must be an integer")
+        value = int(value)
+    return value
+
+
+def _run_overrides(ns: argparse.Namespace) -> dict[str, Any]:
+    out = {}
+    for key, value in vars(ns).items():
+        if key.startswith("run__"):
+            name = key[5:]
+            if name in _INT_RUN_FIELDS:
+                value = _parse_int("--" + name.replace("_", "-"), value)
+            out[name] = value
+    return out
+
+
+def _algo_overrides(ns: argparse.Namespace) -> dict[str, Any]:
+    return {k[6:]: v for k, v in vars(ns).items() if k.startswith("algo__")}
+
+
+def _check_algo_flags_apply(algo: str, overrides: dict[str, Any]) -> None:
+    merged = _merged_field_specs()
+    for name in overrides:
+        spec, algos = merged[name]
+        if algo not in algos:
+            raise ConfigError(
+                spec.flag, overrides[name], f"does not apply to --algo {algo} (only {algos})"
+            )
+
+
+def make_configs(
+    run_overrides: dict[str, Any], algo_overrides: dict[str, Any]
+) -> tuple[RunConfig, Any]:
+    """Validated `(RunConfig, algo_config)` from flag values (exit-2 errors as ConfigError)."""
+    from softeq.adapters.run_config import check_algo
+
+    algo = run_overrides.get("algo", RunConfig().algo)
+    check_algo(algo)
+    env_id = run_overrides.get("env_id", RunConfig().env_id)
+    check_env(env_id)
+    _check_algo_flags_apply(algo, algo_overrides)
+    try:
+        run = RunConfig(**run_overrides)
+    except TypeError as exc:
+        raise ConfigError("run", run_overrides, str(exc)) from None
+    algo_config = build_algo_config(algo, env_id, algo_overrides)
+    check_batch_compatibility(resolve_num_envs(run, algo_config), algo, algo_config)
+    return run, algo_config
+
+
+def _prepare_run_dir(run: RunConfig, algo_config: Any, *, resume: bool, force: bool) -> RunConfig:
+    """Resolve the run folder and refuse to mix two different runs in one folder."""
+    if not run.run_dir:
+        if resume:
+            raise ConfigError("--resume", True, "needs --run-dir naming the run to continue")
+        run = run.replace(run_dir=default_run_dir(run))
+    path = Path(run.run_dir)
+    saved = read_config_json(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError("--run-dir", str(path), "exists and is not a folder")
+    if saved is None:
+        if path.is_dir() and any(path.iterdir()) and not force:
+            raise ConfigError(
+                "--run-dir",
+                str(path),
+                "is a non-empty folder that holds no softeq run; choose another folder",
+            )
+        return run
+    if resume:
+        ignore = {*RESUMABLE_CHANGES, "run_dir"}
+        diffs = config_differences(saved, configs_to_dict(run, algo_config), ignore=ignore)
+        if diffs:
+            raise ConfigError(
+                "--resume",
+                str(path),
+                "the saved run has a different configuration in " + ", ".join(diffs),
+            )
+        return run
+    if force:
+        for name in RUN_ARTIFACTS:
+            target = path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        return run
+    diffs = config_differences(
+        saved, configs_to_dict(run, algo_config), ignore={"run_dir", "progress", "video"}
+    )
+    what = "a different run (" + ", ".join(diffs) + ")" if diffs else "this run already"
+    raise ConfigError(
+        "--run-dir",
+        str(path),
+        f"already holds {what}; pass --resume to continue it or --force to overwrite it",
+    )
+
+
+# ------------------------------------------------------------------ subcommand: train
+def cmd_train(ns: argparse.Namespace) -> int:
+    from softeq.adapters import loop
+
+    run_over = _run_overrides(ns)
+    algo_over = _algo_overrides(ns)
+    if ns.resume and "run_dir" in run_over:
+        saved = read_config_json(run_over["run_dir"])
+        if saved is not None:
+            # Flags not given on the command line come from the saved run.
+            merged_run = dict(saved["run"])
+            merged_run.update(run_over)
+            run_over = merged_run
+            saved_algo = dict(saved["algo"])
+            saved_algo.update(algo_over)
+            algo_over = {
+                k: v
+                for k, v in saved_algo.items()
+                if k in {s.name for s in _algo_specs()[run_over["algo"]]}
+            }
+    if ns.stop_after is not None and ns.stop_after <= 0:
+        raise ConfigError("--stop-after", ns.stop_after, "allowed: > 0")
+    run, algo_config = make_configs(run_over, algo_over)
+    run = _prepare_run_dir(run, algo_config, resume=ns.resume, force=ns.force)
+    if run.video:
+        if loop.video_writer_available() is None:
+            raise ConfigError("--video", True, loop.VIDEO_MISSING_MESSAGE)
+    result = loop.train(run, algo_config, resume=ns.resume, stop_after_steps=ns.stop_after)
+    print(f"env steps: {result.env_steps}  updates: {result.updates}  episodes: {result.episodes}")
+    print(f"recent training return (last 100 episodes): {result.recent_return:.2f}")
+    if result.final_eval is not None:
+        fe = result.final_eval
+        print(
+            f"evaluation return: {fe['return_mean']:.2f} ± {fe['return_std']:.2f} "
+            f"({int(fe['episodes'])} episodes)"
+        )
+    print(f"steps per second: {result.sps:,.0f}")
+    print(f"config:     {Path(run.run_dir) / CONFIG_FILENAME}")
+    print(f"metrics:    {Path(run.run_dir) / 'metrics.csv'}")
+    print(f"checkpoint: {result.checkpoint}")
+    if not result.finished:
+        print(f"stopped at env step {result.env_steps}; continue with --resume")
+    return 0
+
+
+# ------------------------------------------------------------------ subcommand: compare
+def cmd_compare(ns: argparse.Namespace) -> int:
+    from softeq.adapters import compare
+
+    run_over = _run_overrides(ns)
+    algo_over = _algo_overrides(ns)
+    specs = [compare.parse_algo_spec(text, flag="--algos") for text in ns.algos]
+    if ns.workers < 1:
+        raise ConfigError("--workers", ns.workers, "allowed: >= 1")
+    seeds = [_parse_int("--seeds", s) for s in ns.seeds]
+    if not seeds:
+        raise ConfigError("--seeds", seeds, "give at least one seed")
+    result = compare.run_compare(
+        specs,
+        seeds=seeds,
+        run_overrides=run_over,
+        shared_algo_overrides=algo_over,
+        out_dir=ns.out,
+        workers=ns.workers,
+        force=ns.force,
+    )
+    compare.print_result(result)
+    return 0
+
+
+# ------------------------------------------------------------------ subcommand: evaluate
+def cmd_evaluate(ns: argparse.Namespace) -> int:
+    from softeq.adapters import evaluate
+
+    if ns.episodes < 1:
+        raise ConfigError("--episodes", ns.episodes, "allowed: >= 1")
+    if not Path(ns.path).exists():
+        raise ConfigError("path", ns.path, "must be a run folder or a checkpoint file")
+    summary = evaluate.evaluate_checkpoint(ns.path, episodes=ns.episodes, seed=ns.seed)
+    print(f"checkpoint: {summary['checkpoint']} (env step {summary['env_steps']})")
+    print(
+        f"{summary['algo']} on {summary['env_id']}: return {summary['return_mean']:.2f} ± "
+        f"{summary['return_std']:.2f} over {summary['episodes']} episodes "
+        f"(greedy policy, seed {ns.seed})"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------ subcommand: plot
+def cmd_plot(ns: argparse.Namespace) -> int:
+    from softeq.adapters import plots
+
+    if not Path(ns.path).is_dir():
+        raise ConfigError("path", ns.path, "must be a run folder or a compare folder")
+    for p in plots.plot_folder(ns.path):
+        print(p)
+    return 0
+
+
+# ------------------------------------------------------------------ subcommand: demo
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from softeq.adapters import demo
+
+    if ns.workers < 1:
+        raise ConfigError("--workers", ns.workers, "allowed: >= 1")
+    if ns.total_steps is not None and ns.total_steps <= 0:
+        raise ConfigError("--total-steps", ns.total_steps, "allowed: > 0")
+    return demo.run_demo(
+        out_dir=ns.out,
+        seeds=ns.seeds,
+        workers=ns.workers,
+        total_steps=ns.total_steps,
+        table_only=ns.table_only,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="softeq",
+        description="Train, compare and evaluate the agents of 'Equivalence Between Policy "
+        "Gradients and Soft Q-Learning' (arXiv:1704.06440).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="train one agent")
+    _add_run_flags(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--force", action="store_true", help="overwrite the run in --run-dir")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="stop with a checkpoint after this many env steps (continue with --resume)",
+    )
+    _add_algo_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compare", help="train several algorithm specs over several seeds")
+    p.add_argument(
+        "--algos",
+        nargs="+",
+        default=["a2c", "soft-q"],
+        help="specs: ALGO or ALGO:field=value,field=value (e.g. a2c:entropy=naive)",
+    )
+    p.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes (2)")
+    p.add_argument("--out", default=None, help="output folder (default runs/compare-<time>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing compare folder")
+    _add_run_flags(p, compare=True)
+    _add_algo_flags(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("evaluate", help="run a saved agent for N episodes")
+    p.add_argument("path", help="run folder or checkpoint file")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=12345)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="redraw the figures of a run or compare folder")
+    p.add_argument("path", help="run folder or compare folder")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser(
+        "demo", help="equivalence table, then a2c vs soft-q on CartPole-v1 (3 seeds)"
+    )
+    p.add_argument("--out", default=None, help="output folder (default runs/demo-<time>)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--total-steps", type=int, default=None, help="override the demo budget")
+    p.add_argument("--table-only", action="store_true", help="print the table and stop")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `softeq` console script; returns the exit status."""
+    from softeq.adapters.checkpoint import CheckpointError
+
+    debug = bool(os.environ.get("SOFTEQ_DEBUG"))
+    try:
+        parser = build_parser()
+        ns = parser.parse_args(argv)
+        return int(ns.func(ns) or 0)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        command = (argv if argv is not None else sys.argv[1:])[:1]
+        print(f"softeq {' '.join(command)}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("softeq: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from softeq.adapters.loop import Interrupted, NonFiniteError
+
+        if debug:
+            raise
+        if isinstance(exc, NonFiniteError):
+            print(f"softeq: error: {exc}", file=sys.stderr)
+            return EXIT_DIVERGED
+        if isinstance(exc, Interrupted):
+            print(f"softeq: {exc}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if isinstance(exc, CheckpointError | FileNotFoundError):
+            print(f"softeq: error: {exc}", file=sys.stderr)
+            return 1
+        print(f"softeq: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+
+
+__all__ = ["build_parser", "main", "make_configs"]

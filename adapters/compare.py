@@ -1,0 +1,388 @@
+"""Compare algorithm specs over seeds: parallel training runs, curves, summary table.
+
+A spec is an algorithm name with optional hyperparameter overrides:
+`a2c`, `soft-q`, `a2c:entropy=naive`, `dqn:target=soft-entropy,n_step=5`.
+`run_compare` trains every (spec, seed) pair in worker processes, each into
+its own run folder, then writes into the compare folder:
+
+    compare.json          manifest (env, specs, seeds, run folders)
+    runs/<spec>/seed<k>/  one ordinary run folder per pair
+    learning_curves.png   episode return vs env steps, mean ± std over seeds
+    grad_cosine.png       soft-q's cos(∇ soft-Q loss, ∇ A2C loss) vs env steps
+    summary.md, summary.csv
+
+"Final return" of a run is the mean raw return of its last 100 training
+episodes; "final eval" is the greedy evaluation at the end of the run. The
+cosine statistics pool every logged `grad_cosine` value of every seed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softeq.adapters.logger import read_metrics
+from softeq.adapters.plots import COMPARE_MANIFEST, compare_groups, plot_compare
+from softeq.adapters.run_config import (
+    ConfigError,
+    RunConfig,
+    algo_field_specs,
+    build_algo_config,
+    check_algo,
+    check_batch_compatibility,
+    check_env,
+    parse_field_value,
+    resolve_num_envs,
+)
+
+SUMMARY_MD = "summary.md"
+SUMMARY_CSV = "summary.csv"
+FINAL_EPISODES = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgoSpec:
+    """One line of a comparison: an algorithm and its hyperparameter overrides."""
+
+    label: str
+    algo: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def folder(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._=-]+", "_", self.label.replace(":", "-"))
+
+
+def parse_algo_spec(text: str, *, flag: str = "--algos") -> AlgoSpec:
+    """Parse `ALGO` or `ALGO:field=value[,field=value...]` (field names with - or _)."""
+    from softeq.adapters import agents
+
+    algo, _, rest = text.partition(":")
+    algo = algo.strip()
+    if algo not in agents.ALGORITHMS:
+        raise ConfigError(flag, text, "algorithm must be one of " + "|".join(agents.ALGORITHMS))
+    specs = {s.name: s for s in algo_field_specs(agents.config_for(algo))}
+    overrides = []
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in specs:
+            raise ConfigError(
+                flag,
+                text,
+                f"expected ALGO:field=value,... with fields of {algo}: " + ", ".join(sorted(specs)),
+            )
+        try:
+            overrides.append((key, parse_field_value(specs[key], value.strip())))
+        except ConfigError as exc:
+            raise ConfigError(flag, text, f"{key}: {exc.allowed}") from None
+    return AlgoSpec(label=text.strip(), algo=algo, overrides=tuple(overrides))
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareResult:
+    out_dir: Path
+    files: list[Path]
+    rows: list[dict[str, Any]]
+    seconds: float
+
+
+def _worker_init() -> None:
+    # Each worker gets one core's worth of threads: with `workers` processes on as
+    # many cores, XLA's own thread pools would only contend with each other.
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
+
+
+def _train_one(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: train one (spec, seed) pair; status lines go to the run's train.log."""
+    from softeq.adapters import loop
+    from softeq.adapters.run_config import config_dicts_to_objects
+
+    run, algo_config = config_dicts_to_objects({"run": task["run"], "algo": task["algo"]})
+    Path(run.run_dir).mkdir(parents=True, exist_ok=True)
+    log_path = Path(run.run_dir) / "train.log"
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        result = loop.train(run, algo_config, out=lambda line: print(line, file=log, flush=True))
+    return {
+        "label": task["label"],
+        "seed": run.seed,
+        "run_dir": str(run.run_dir),
+        "recent_return": result.recent_return,
+        "final_eval": result.final_eval,
+        "sps": result.sps,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def run_compare(
+    specs: Sequence[AlgoSpec],
+    *,
+    seeds: Sequence[int],
+    run_overrides: Mapping[str, Any] | None = None,
+    shared_algo_overrides: Mapping[str, Any] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    workers: int = 2,
+    force: bool = False,
+    out: Callable[[str], None] = print,
+) -> CompareResult:
+    """Train every spec with every seed (in `workers` processes) and summarise.
+
+    Args:
+      specs: the algorithm specs (labels must be distinct).
+      seeds: seeds; each spec runs once per seed.
+      run_overrides: `RunConfig` fields shared by all runs (env_id, total_steps, ...).
+      shared_algo_overrides: hyperparameters applied to every spec that has them.
+      out_dir: the compare folder (default `runs/compare-<time>`).
+      workers: worker processes; 1 trains in this process.
+      force: replace an existing compare folder.
+      out: where progress lines go.
+
+    Returns:
+      A `CompareResult` with the written files and one summary row per spec.
+    """
+    run_overrides = dict(run_overrides or {})
+    shared = dict(shared_algo_overrides or {})
+    if not specs:
+        raise ConfigError("--algos", [], "give at least one algorithm spec")
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError("--algos", labels, "specs must be distinct")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds", list(seeds), "seeds must be distinct")
+    for name in ("algo", "seed", "run_dir"):
+        run_overrides.pop(name, None)
+    run_overrides.setdefault("progress", False)
+    env_id = run_overrides.get("env_id", RunConfig().env_id)
+    check_env(env_id)
+    if shared:
+        known = set()
+        for spec in specs:
+            known |= {f.name for f in algo_field_specs(type(_base_config(spec, env_id, {})))}
+        for key in shared:
+            if key not in known:
+                raise ConfigError(
+                    "--" + key.replace("_", "-"), shared[key], "applies to none of the --algos"
+                )
+    if out_dir is None:
+        out_dir = os.path.join("runs", "compare-" + time.strftime("%Y%m%d-%H%M%S"))
+    base = Path(out_dir)
+    if (base / COMPARE_MANIFEST).exists() or (base / "runs").exists():
+        if not force:
+            raise ConfigError(
+                "--out", str(base), "already holds a comparison; pass --force to overwrite it"
+            )
+        shutil.rmtree(base / "runs", ignore_errors=True)
+        for name in (COMPARE_MANIFEST, SUMMARY_MD, SUMMARY_CSV):
+            (base / name).unlink(missing_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
+
+    tasks = []
+    manifest_specs = []
+    for spec in specs:
+        algo_config = _base_config(spec, env_id, shared)
+        runs = []
+        for seed in seeds:
+            rel = os.path.join("runs", spec.folder, f"seed{seed}")
+            run = RunConfig(**run_overrides, algo=spec.algo, seed=seed, run_dir=str(base / rel))
+            check_batch_compatibility(resolve_num_envs(run, algo_config), spec.algo, algo_config)
+            runs.append(rel)
+            tasks.append(
+                {
+                    "label": spec.label,
+                    "run": run.to_dict(),
+                    "algo": dataclasses.asdict(algo_config),
+                }
+            )
+        manifest_specs.append(
+            {
+                "label": spec.label,
+                "algo": spec.algo,
+                "overrides": dict(spec.overrides),
+                "algo_config": dataclasses.asdict(algo_config),
+                "runs": runs,
+            }
+        )
+    manifest = {
+        "env_id": env_id,
+        "seeds": list(seeds),
+        "run_overrides": run_overrides,
+        "shared_algo_overrides": shared,
+        "specs": manifest_specs,
+    }
+    with open(base / COMPARE_MANIFEST, "w") as fh:
+        json.dump(manifest, fh, indent=2)
+        fh.write("\n")
+    # Interleave seeds and specs so that every spec progresses at the same pace.
+    order = sorted(range(len(tasks)), key=lambda i: (tasks[i]["run"]["seed"], i))
+    tasks = [tasks[i] for i in order]
+    out(
+        f"compare: {len(specs)} spec(s) × {len(seeds)} seed(s) = {len(tasks)} runs on {env_id}, "
+        f"{workers} worker(s) -> {base}"
+    )
+    start = time.perf_counter()
+    done = 0
+
+    def report(r: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        ev = r["final_eval"]
+        ev_text = f", eval {ev['return_mean']:.1f} ± {ev['return_std']:.1f}" if ev else ""
+        out(
+            f"  [{done}/{len(tasks)}] {r['label']} seed {r['seed']}: recent return "
+            f"{r['recent_return']:.1f}{ev_text} ({r['seconds']:.0f} s, {r['sps']:,.0f} steps/s)"
+        )
+
+    if workers == 1:
+        for task in tasks:
+            report(_train_one(task))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(
+            max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init
+        ) as pool:
+            futures = [pool.submit(_train_one, t) for t in tasks]
+            try:
+                for fut in cf.as_completed(futures):
+                    report(fut.result())
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    files = [*plot_compare(base), *write_summary(base)]
+    rows = summary_rows(base)
+    return CompareResult(out_dir=base, files=files, rows=rows, seconds=time.perf_counter() - start)
+
+
+def _base_config(spec: AlgoSpec, env_id: str, shared: Mapping[str, Any]) -> Any:
+    from softeq.adapters import agents
+
+    check_algo(spec.algo)
+    names = {f.name for f in dataclasses.fields(agents.config_for(spec.algo))}
+    overrides = {k: v for k, v in shared.items() if k in names}
+    overrides.update(dict(spec.overrides))
+    return build_algo_config(spec.algo, env_id, overrides)
+
+
+def _run_final(run_dir: Path) -> dict[str, float]:
+    metrics = read_metrics(run_dir)
+    out = {"final_return": math.nan, "final_eval": math.nan}
+    if "train/episode_return" in metrics:
+        out["final_return"] = float(np.mean(metrics["train/episode_return"][1][-FINAL_EPISODES:]))
+    if "eval/return_mean" in metrics:
+        out["final_eval"] = float(metrics["eval/return_mean"][1][-1])
+    cos = metrics.get("learner/grad_cosine")
+    out["cosines"] = cos[1] if cos is not None else np.zeros(0)
+    return out
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray([v for v in values if not math.isnan(v)], np.float64)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std())
+
+
+def summary_rows(compare_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """One row per spec: final return / final eval (mean ± std over seeds), cosine stats."""
+    rows = []
+    for label, runs in compare_groups(compare_dir).items():
+        finals = [_run_final(r) for r in runs]
+        fr_m, fr_s = _mean_std([f["final_return"] for f in finals])
+        fe_m, fe_s = _mean_std([f["final_eval"] for f in finals])
+        cos = np.concatenate([f["cosines"] for f in finals]) if finals else np.zeros(0)
+        cos = cos[np.isfinite(cos)]
+        rows.append(
+            {
+                "algorithm": label,
+                "seeds": len(runs),
+                "final_return_mean": fr_m,
+                "final_return_std": fr_s,
+                "final_eval_mean": fe_m,
+                "final_eval_std": fe_s,
+                "cosine_mean": float(cos.mean()) if cos.size else math.nan,
+                "cosine_median": float(np.median(cos)) if cos.size else math.nan,
+                "cosine_p10": float(np.percentile(cos, 10)) if cos.size else math.nan,
+                "cosine_count": int(cos.size),
+            }
+        )
+    return rows
+
+
+def _fmt(x: float, digits: int = 1) -> str:
+    return "–" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def write_summary(compare_dir: str | os.PathLike) -> list[Path]:
+    """Write `summary.csv` and `summary.md` of a compare folder; returns their paths."""
+    base = Path(compare_dir)
+    with open(base / COMPARE_MANIFEST) as fh:
+        manifest = json.load(fh)
+    rows = summary_rows(base)
+    csv_path = base / SUMMARY_CSV
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["algorithm"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    lines = [
+        f"# Comparison on {manifest['env_id']}",
+        "",
+        f"Seeds: {', '.join(str(s) for s in manifest['seeds'])}. "
+        f"Final return = mean raw return of the last {FINAL_EPISODES} training episodes of a "
+        "run; final eval = greedy evaluation at the end of the run; both as mean ± std over "
+        "seeds. Cosine = cos(∇ soft-Q loss, ∇ A2C loss) per logged learner update, "
+        "pooled over seeds.",
+        "",
+        "| algorithm | seeds | final return | final eval | cos mean | cos median | cos p10 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['algorithm']} | {r['seeds']} | {_fmt(r['final_return_mean'])} ± "
+            f"{_fmt(r['final_return_std'])} | {_fmt(r['final_eval_mean'])} ± "
+            f"{_fmt(r['final_eval_std'])} | {_fmt(r['cosine_mean'], 3)} | "
+            f"{_fmt(r['cosine_median'], 3)} | {_fmt(r['cosine_p10'], 3)} |"
+        )
+    lines += ["", "![learning curves](learning_curves.png)", ""]
+    if (base / "grad_cosine.png").exists():
+        lines += ["![gradient agreement](grad_cosine.png)", ""]
+    md_path = base / SUMMARY_MD
+    md_path.write_text("\n".join(lines))
+    return [md_path, csv_path]
+
+
+def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A plain-text table of summary rows for the terminal."""
+    head = f"{'algorithm':<24} {'final return':>16} {'final eval':>16} {'cos mean':>9} {'p10':>7}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        fr = f"{_fmt(r['final_return_mean'])} ± {_fmt(r['final_return_std'])}"
+        fe = f"{_fmt(r['final_eval_mean'])} ± {_fmt(r['final_eval_std'])}"
+        lines.append(
+            f"{r['algorithm']:<24} {fr:>16} {fe:>16} {_fmt(r['cosine_mean'], 3):>9} "
+            f"{_fmt(r['cosine_p10'], 3):>7}"
+        )
+    return "\n".join(lines)
+
+
+def print_result(result: CompareResult, out: Callable[[str], None] = print) -> None:
+    out(format_rows(result.rows))
+    out(f"compare finished in {result.seconds:.0f} s; files:")
+    for f in result.files:
+        out(f"  {f}")

@@ -1,0 +1,675 @@
+"""The host training loop: act → step → observe → log, with evaluation, checkpoints and resume.
+
+`train(run, algo_config)` runs one agent on one vectorised environment:
+
+    obs = env.reset()
+    state = agent.init(seed, obs)
+    repeat until run.total_steps environment steps:
+        actions, state = agent.act(state, obs)
+        step = env.step(actions)
+        state, metrics = agent.observe(state, obs, actions, step)   # learns when due
+        obs = step.obs
+        log finished episodes and learner metrics (CSV + TensorBoard + progress bar)
+        every eval_every steps: greedy evaluation episodes on a separate env
+        every checkpoint_every steps: atomic checkpoint
+
+Resume (`resume=True`) restores, from the newest good checkpoint, the agent
+state (parameters, optimiser, rollout/replay storage, PRNG key), the loop
+counters, the logger state (the CSV is truncated back to the checkpoint), the
+numpy / python RNG states and — for classic-control envs — the exact state of
+every sub-environment, so the resumed run continues bit-for-bit as if it had
+never stopped (on CPU; tested on CartPole).
+
+Atari's fast path (`ale_py.AtariVectorEnv`) cannot export its emulator state,
+so an Atari run resumes with freshly reset episodes (seeded from the seed and
+the step count); everything else is restored exactly. Actor-critic checkpoints
+are taken right after a learner update, when the rollout storage is empty, so a
+restart of the episodes never splices two unrelated trajectories.
+
+A learner loss that is not finite (or non-finite parameters at checkpoint
+time) stops the run with `NonFiniteError`; no checkpoint is written from that
+point on, so the last good one stays intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pickle
+import random
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from softeq.adapters import checkpoint as ckpt_lib
+from softeq.adapters.logger import MetricsLogger
+from softeq.adapters.run_config import (
+    RunConfig,
+    configs_to_dict,
+    format_configs,
+    resolve_num_envs,
+    resolve_torso,
+    save_run_configs,
+)
+
+CHECKPOINT_DIRNAME = "checkpoints"
+VIDEO_DIRNAME = "videos"
+CHECKPOINT_FORMAT = 1
+#: Algorithms whose learner consumes fixed-length rollouts (checkpoints align to updates).
+ON_POLICY = frozenset({"a2c", "soft-q"})
+
+
+class NonFiniteError(RuntimeError):
+    """The learner produced a non-finite loss or non-finite parameters."""
+
+
+class Interrupted(RuntimeError):
+    """The run was stopped by SIGINT/SIGTERM after saving a checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+      run_dir: the run folder.
+      env_steps: environment steps done (summed over envs).
+      updates: learner updates done.
+      episodes: training episodes finished.
+      recent_return: mean raw return of the last (up to) 100 training episodes.
+      final_eval: `{"return_mean", "return_std", "length_mean", "episodes"}` of
+        the last evaluation, or None if no evaluation ran.
+      checkpoint: path of the last checkpoint written.
+      sps: environment steps per second of this process's part of the run.
+      finished: True if the step budget was reached (False: stopped early).
+    """
+
+    run_dir: Path
+    env_steps: int
+    updates: int
+    episodes: int
+    recent_return: float
+    final_eval: dict[str, float] | None
+    checkpoint: Path | None
+    sps: float
+    finished: bool
+
+
+# --------------------------------------------------------------------------------------
+# Environment state capture (exact resume for classic-control envs).
+# --------------------------------------------------------------------------------------
+
+
+def capture_env_state(env: Any) -> bytes | None:
+    """Serialise the complete state of a vector env, or None if it cannot be captured.
+
+    Uses `env.get_state()` when the env offers one. Otherwise, for gymnasium
+    `SyncVectorEnv`-backed envs (classic control, gymnasium Atari backend without
+    emulator state), it pickles the sub-environments (physics state and
+    `np_random` generators) and the wrapper's bookkeeping (running returns). The
+    ALE vector env holds its emulators in C++ and returns None.
+    """
+    if hasattr(env, "get_state"):
+        return pickle.dumps(("get_state", env.get_state()), protocol=5)
+    if getattr(env, "is_atari", False):
+        return None
+    inner = getattr(env, "_inner", None)
+    if inner is None or not hasattr(inner, "envs"):
+        return None
+    try:
+        outer_state = {k: v for k, v in vars(env).items() if k != "_inner"}
+        inner_state = {k: v for k, v in vars(inner).items() if k != "env_fns"}
+        return pickle.dumps(("vars", (outer_state, inner_state)), protocol=5)
+    except Exception as exc:  # some sub-env holds an unpicklable resource
+        warnings.warn(
+            f"environment state cannot be saved ({exc}); resume restarts episodes", stacklevel=2
+        )
+        return None
+
+
+def restore_env_state(env: Any, blob: bytes) -> None:
+    """Load a state captured by `capture_env_state` into a freshly made env of the same kind."""
+    kind, payload = pickle.loads(blob)
+    if kind == "get_state":
+        env.set_state(payload)
+        return
+    outer_state, inner_state = payload
+    inner = env._inner
+    for sub in getattr(inner, "envs", ()):
+        sub.close()
+    vars(inner).update(inner_state)
+    vars(env).update(outer_state)
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation and video.
+# --------------------------------------------------------------------------------------
+
+
+def evaluate_agent(
+    agent: Any,
+    state: Any,
+    env: Any,
+    *,
+    episodes: int,
+    seed: int,
+    max_steps: int = 200_000,
+) -> dict[str, float]:
+    """Run `episodes` greedy episodes on `env` and summarise their raw returns.
+
+    Every sub-env is reset with seed `seed + i`; sub-env i contributes its first
+    `quota_i` episodes, with the quotas spread evenly, so that short episodes
+    are not over-represented.
+
+    Returns:
+      `{"return_mean", "return_std", "length_mean", "episodes"}`; `returns` and
+      `lengths` lists are included as well.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    n = env.num_envs
+    quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
+    done = np.zeros(n, np.int64)
+    returns: list[float] = []
+    lengths: list[float] = []
+    obs = env.reset(seed=seed)
+    for _ in range(max_steps):
+        if (done >= quota).all():
+            break
+        actions = np.asarray(agent.act_greedy(state, obs))
+        step = env.step(actions)
+        obs = step.obs
+        ended = np.flatnonzero(~np.isnan(step.episode_returns))
+        for i in ended:
+            if done[i] < quota[i]:
+                returns.append(float(step.episode_returns[i]))
+                lengths.append(float(step.episode_lengths[i]))
+                done[i] += 1
+    else:
+        warnings.warn(
+            f"evaluation stopped after {max_steps} steps with {len(returns)} episodes",
+            stacklevel=2,
+        )
+    arr = np.asarray(returns, np.float64)
+    return {
+        "return_mean": float(arr.mean()) if arr.size else float("nan"),
+        "return_std": float(arr.std()) if arr.size else float("nan"),
+        "length_mean": float(np.mean(lengths)) if lengths else float("nan"),
+        "episodes": float(arr.size),
+        "returns": returns,
+        "lengths": lengths,
+    }
+
+
+def video_writer_available() -> str | None:
+    """The name of a usable mp4 writer (`"imageio"` or `"moviepy"`), or None."""
+    try:
+        import imageio.v2  # noqa: F401
+        import imageio_ffmpeg  # noqa: F401
+
+        return "imageio"
+    except ImportError:
+        pass
+    try:
+        from moviepy import ImageSequenceClip
+
+        return "moviepy"
+    except ImportError:
+        pass
+    try:
+        from moviepy.editor import ImageSequenceClip  # noqa: F401
+
+        return "moviepy"
+    except ImportError:
+        return None
+
+
+VIDEO_MISSING_MESSAGE = (
+    "--video needs an mp4 writer: install imageio with imageio-ffmpeg, or moviepy "
+    "(pip install 'softeq[video]')"
+)
+
+
+def write_video(path: str | os.PathLike, frames: list[np.ndarray], *, fps: int = 30) -> Path:
+    """Write `[H, W, 3]` uint8 frames to an mp4 file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = video_writer_available()
+    if writer is None:
+        raise RuntimeError(VIDEO_MISSING_MESSAGE)
+    if writer == "imageio":
+        import imageio.v2 as imageio
+
+        imageio.mimsave(path, frames, fps=fps, macro_block_size=1)
+    else:
+        try:
+            from moviepy import ImageSequenceClip
+        except ImportError:
+            from moviepy.editor import ImageSequenceClip
+        ImageSequenceClip(list(frames), fps=fps).write_videofile(str(path), logger=None)
+    return path
+
+
+def _frame_from_observation(obs: np.ndarray) -> np.ndarray:
+    """The newest frame of one Atari observation `[stack, H, W(, 3)]` as RGB, upscaled 4x."""
+    frame = np.asarray(obs)[-1]
+    if frame.ndim == 2:
+        frame = np.repeat(frame[..., None], 3, axis=-1)
+    return np.repeat(np.repeat(frame, 4, axis=0), 4, axis=1).astype(np.uint8)
+
+
+def record_video_episode(
+    agent: Any,
+    state: Any,
+    *,
+    env_id: str,
+    num_envs: int,
+    seed: int,
+    path: str | os.PathLike,
+    max_steps: int = 30_000,
+) -> Path:
+    """Record one greedy episode to an mp4.
+
+    Classic control: a separate `render_mode="rgb_array"` gymnasium env is
+    played (its observation tiled to the agent's batch size), and its renders
+    are written. Atari: the newest preprocessed frame that the agent sees (84×84
+    grayscale, upscaled) of sub-env 0 of a fresh vector env.
+    """
+    from softeq.adapters.envs import make_vector_env
+
+    frames: list[np.ndarray] = []
+    env = make_vector_env(env_id, num_envs=num_envs, seed=seed)
+    try:
+        if not env.is_atari:
+            import gymnasium as gym
+
+            single = gym.make(env_id, render_mode="rgb_array")
+            try:
+                obs, _ = single.reset(seed=seed)
+                frames.append(np.asarray(single.render()))
+                for _ in range(max_steps):
+                    batch = np.repeat(np.asarray(obs, env.observation_dtype)[None], num_envs, 0)
+                    action = int(np.asarray(agent.act_greedy(state, batch))[0])
+                    obs, _, terminated, truncated, _ = single.step(action)
+                    frames.append(np.asarray(single.render()))
+                    if terminated or truncated:
+                        break
+            finally:
+                single.close()
+        else:
+            obs = env.reset(seed=seed)
+            frames.append(_frame_from_observation(obs[0]))
+            for _ in range(max_steps):
+                step = env.step(np.asarray(agent.act_greedy(state, obs)))
+                if not np.isnan(step.episode_returns[0]):
+                    break
+                obs = step.obs
+                frames.append(_frame_from_observation(obs[0]))
+    finally:
+        env.close()
+    return write_video(path, frames, fps=50 if not env.is_atari else 15)
+
+
+# --------------------------------------------------------------------------------------
+# Helpers.
+# --------------------------------------------------------------------------------------
+
+
+def _all_finite(tree: Any) -> bool:
+    for leaf in jax.tree.leaves(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None or not np.issubdtype(np.dtype(dtype), np.inexact):
+            continue
+        if not bool(np.isfinite(np.asarray(leaf)).all()):
+            return False
+    return True
+
+
+def _check_metrics(metrics: dict[str, float], env_steps: int) -> None:
+    bad = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
+    if bad:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+        raise NonFiniteError(
+            f"non-finite learner loss at env step {env_steps} ({shown}); the run is stopped "
+            f"and the last good checkpoint is kept (try a smaller --learning-rate or "
+            f"--max-grad-norm)"
+        )
+
+
+def _resume_seed(seed: int, env_steps: int) -> int:
+    return int(np.random.SeedSequence([seed, env_steps]).generate_state(1)[0] % (2**31 - 1024))
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # second signal: give up immediately
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIRNAME
+
+
+def build_agent(run: RunConfig, algo_config: Any, env: Any) -> Any:
+    """`agents.make_agent` for `run` on `env`."""
+    from softeq.adapters import agents
+
+    return agents.make_agent(
+        run.algo,
+        algo_config,
+        num_actions=env.num_actions,
+        observation_shape=env.observation_shape,
+        observation_dtype=env.observation_dtype,
+        num_envs=env.num_envs,
+        torso=resolve_torso(run),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The loop.
+# --------------------------------------------------------------------------------------
+
+
+def train(
+    run: RunConfig,
+    algo_config: Any,
+    *,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+    agent_wrapper: Callable[[Any], Any] | None = None,
+    out: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train `run.algo` with `algo_config` as described by `run`; see the module docstring.
+
+    Args:
+      run: the run configuration; `run.run_dir` must be set.
+      algo_config: the algorithm's frozen config.
+      resume: continue from the newest good checkpoint in `run.run_dir`.
+      stop_after_steps: stop (with a checkpoint) once this many env steps are done
+        in total, as if preempted; `resume=True` continues the run later.
+      agent_wrapper: optional function applied to the agent after construction
+        (tests use it to inject faults).
+      out: where status lines go.
+
+    Returns:
+      A `TrainResult`.
+
+    Raises:
+      NonFiniteError: a learner loss or the parameters became non-finite.
+      Interrupted: SIGINT/SIGTERM arrived; a checkpoint was saved first.
+    """
+    from softeq.adapters.envs import make_vector_env
+
+    if not run.run_dir:
+        raise ValueError("run.run_dir must be set")
+    run_dir = Path(run.run_dir)
+    num_envs = resolve_num_envs(run, algo_config)
+    manager = ckpt_lib.CheckpointManager(checkpoint_dir(run_dir), keep=run.keep_checkpoints)
+
+    loaded = None
+    if resume:
+        loaded = manager.load_latest()
+        if loaded is None:
+            out(f"no checkpoint in {manager.directory}; starting from scratch")
+    if run.video and video_writer_available() is None:
+        raise RuntimeError(VIDEO_MISSING_MESSAGE)
+
+    out(format_configs(run, algo_config))
+    out(f"  {'(resolved) num_envs':<18} {num_envs}")
+    save_run_configs(run_dir, run, algo_config)
+
+    env = make_vector_env(run.env_id, num_envs=num_envs, seed=run.seed, backend=run.backend)
+    eval_env = None
+    try:
+        agent = build_agent(run, algo_config, env)
+        if agent_wrapper is not None:
+            agent = agent_wrapper(agent)
+        obs = env.reset(seed=run.seed)
+        state = agent.init(run.seed, obs)
+
+        env_steps = updates = episodes = iteration = 0
+        final_eval: dict[str, float] | None = None
+        logger_state = None
+        last_ckpt: Path | None = None
+        if loaded is not None:
+            payload, path = loaded
+            if payload.get("algo") != run.algo or payload.get("env_id") != run.env_id:
+                raise ckpt_lib.CheckpointError(
+                    f"{path} belongs to algo={payload.get('algo')!r} env={payload.get('env_id')!r}"
+                    f", not algo={run.algo!r} env={run.env_id!r}"
+                )
+            state = ckpt_lib.restore_like(state, payload["agent_state"])
+            loop = payload["loop"]
+            env_steps, updates = loop["env_steps"], loop["updates"]
+            episodes, iteration = loop["episodes"], loop["iteration"]
+            final_eval = loop.get("final_eval")
+            logger_state = payload["logger"]
+            np.random.set_state(payload["numpy_rng"])  # noqa: NPY002 (global state of user code)
+            random.setstate(payload["python_rng"])
+            if payload["env_state"] is not None:
+                restore_env_state(env, payload["env_state"])
+                obs = payload["obs"]
+                out(f"resumed from {path} at env step {env_steps} (exact env state)")
+            else:
+                obs = env.reset(seed=_resume_seed(run.seed, env_steps))
+                out(
+                    f"resumed from {path} at env step {env_steps}; this env's state cannot be "
+                    f"saved, so its episodes restart"
+                )
+            last_ckpt = path
+
+        logger = MetricsLogger(run_dir, log_every=run.log_every, state=logger_state)
+        out(f"run folder: {run_dir}")
+
+        def make_payload() -> dict[str, Any]:
+            return {
+                "format": CHECKPOINT_FORMAT,
+                "algo": run.algo,
+                "env_id": run.env_id,
+                "config": configs_to_dict(run, algo_config),
+                "num_envs": num_envs,
+                "agent_state": ckpt_lib.to_host(state),
+                "loop": {
+                    "env_steps": env_steps,
+                    "updates": updates,
+                    "episodes": episodes,
+                    "iteration": iteration,
+                    "final_eval": final_eval,
+                },
+                "logger": logger.state(),
+                "numpy_rng": np.random.get_state(),  # noqa: NPY002
+                "python_rng": random.getstate(),
+                "env_state": capture_env_state(env),
+                "obs": np.asarray(obs),
+            }
+
+        def save_checkpoint() -> Path:
+            if not _all_finite(state):
+                raise NonFiniteError(
+                    f"non-finite values in the agent state at env step {env_steps}; the run is "
+                    f"stopped and the last good checkpoint is kept"
+                )
+            return manager.save(env_steps, make_payload())
+
+        def run_eval() -> dict[str, float]:
+            nonlocal eval_env
+            if eval_env is None:
+                eval_env = make_vector_env(
+                    run.env_id, num_envs=num_envs, seed=run.seed + 1, backend=run.backend
+                )
+            index = env_steps // max(run.eval_every, 1)
+            result = evaluate_agent(
+                agent,
+                state,
+                eval_env,
+                episodes=run.eval_episodes,
+                seed=_resume_seed(run.seed + 1, index),
+            )
+            logger.scalar("eval/return_mean", result["return_mean"], env_steps)
+            logger.scalar("eval/return_std", result["return_std"], env_steps)
+            logger.scalar("eval/length_mean", result["length_mean"], env_steps)
+            if run.video:
+                video = record_video_episode(
+                    agent,
+                    state,
+                    env_id=run.env_id,
+                    num_envs=num_envs,
+                    seed=run.seed + 2,
+                    path=run_dir / VIDEO_DIRNAME / f"eval-{env_steps:012d}.mp4",
+                )
+                result["video"] = str(video)
+            return result
+
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=run.total_steps,
+            initial=min(env_steps, run.total_steps),
+            unit="step",
+            unit_scale=True,
+            dynamic_ncols=True,
+            disable=not run.progress,
+            file=sys.stderr,
+            desc=f"{run.algo} {run.env_id} s{run.seed}",
+        )
+        start_steps, start_time = env_steps, time.perf_counter()
+        window_steps, window_time = env_steps, start_time
+        sps_logged_at = start_time
+        stop_at = run.total_steps if stop_after_steps is None else stop_after_steps
+        stop_at = min(stop_at, run.total_steps)
+        align = run.algo in ON_POLICY
+        next_ckpt = (env_steps // run.checkpoint_every + 1) * run.checkpoint_every
+        eval_every = run.eval_every if run.eval_every > 0 else None
+        next_eval = (env_steps // eval_every + 1) * eval_every if eval_every else None
+        pending_ckpt = False
+
+        with _StopFlag() as stop:
+            while env_steps < stop_at:
+                actions, state = agent.act(state, obs)
+                step = env.step(np.asarray(actions))
+                state, metrics = agent.observe(state, obs, actions, step)
+                obs = step.obs
+                env_steps += num_envs
+                iteration += 1
+
+                ended = ~np.isnan(step.episode_returns)
+                if ended.any():
+                    episodes += int(ended.sum())
+                    logger.episodes(
+                        step.episode_returns[ended], step.episode_lengths[ended], env_steps
+                    )
+                if metrics is not None:
+                    updates += 1
+                    _check_metrics(metrics, env_steps)
+                    logger.learner(metrics, env_steps)
+
+                if next_eval is not None and env_steps >= next_eval:
+                    next_eval = (env_steps // eval_every + 1) * eval_every
+                    if run.eval_episodes > 0 and env_steps < run.total_steps:
+                        final_eval = run_eval()
+                if env_steps >= next_ckpt:
+                    next_ckpt = (env_steps // run.checkpoint_every + 1) * run.checkpoint_every
+                    pending_ckpt = True
+                if pending_ckpt and (not align or metrics is not None):
+                    last_ckpt = save_checkpoint()
+                    pending_ckpt = False
+
+                now = time.perf_counter()
+                if now - window_time >= 0.5:
+                    sps = (env_steps - window_steps) / (now - window_time)
+                    bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{logger.recent_return:.1f}")
+                    if now - sps_logged_at >= 10.0:
+                        logger.scalar("train/sps", sps, env_steps)
+                        sps_logged_at = now
+                    window_steps, window_time = env_steps, now
+                bar.update(min(env_steps, run.total_steps) - bar.n)
+                logger.maybe_flush()
+
+                if stop.signal is not None:
+                    last_ckpt = save_checkpoint()
+                    bar.close()
+                    logger.close()
+                    raise Interrupted(
+                        f"stopped by signal {stop.signal} at env step {env_steps}; checkpoint "
+                        f"{last_ckpt}; continue with --resume"
+                    )
+
+        finished = env_steps >= run.total_steps
+        if finished:  # an early stop keeps the pending averages in the checkpoint
+            logger.flush_learner(env_steps)
+        if finished and run.eval_episodes > 0:
+            final_eval = run_eval()
+        elapsed = time.perf_counter() - start_time
+        sps = (env_steps - start_steps) / elapsed if elapsed > 0 else float("nan")
+        logger.scalar("train/sps", sps, env_steps)
+        last_ckpt = save_checkpoint()
+        bar.close()
+        recent = logger.recent_return
+        logger.close()
+        if final_eval is not None:
+            final_eval = {k: v for k, v in final_eval.items() if k not in ("returns", "lengths")}
+        return TrainResult(
+            run_dir=run_dir,
+            env_steps=env_steps,
+            updates=updates,
+            episodes=episodes,
+            recent_return=recent,
+            final_eval=final_eval,
+            checkpoint=last_ckpt,
+            sps=sps,
+            finished=finished,
+        )
+    finally:
+        env.close()
+        if eval_env is not None:
+            eval_env.close()
+
+
+def load_agent_from_checkpoint(
+    path: str | os.PathLike,
+) -> tuple[Any, Any, RunConfig, Any, dict[str, Any], Path]:
+    """Rebuild `(agent, state, run, algo_config, payload, checkpoint_path)` from a checkpoint.
+
+    `path` may be a checkpoint file, a run folder or its `checkpoints/` folder.
+    """
+    from softeq.adapters.envs import make_vector_env
+    from softeq.adapters.run_config import config_dicts_to_objects
+
+    payload, ckpt_path = ckpt_lib.resolve_checkpoint(path)
+    run, algo_config = config_dicts_to_objects(payload["config"])
+    num_envs = int(payload["num_envs"])
+    env = make_vector_env(run.env_id, num_envs=num_envs, seed=run.seed, backend=run.backend)
+    try:
+        agent = build_agent(run, algo_config, env)
+        obs = env.reset(seed=run.seed)
+        template = agent.init(run.seed, obs)
+    finally:
+        env.close()
+    state = ckpt_lib.restore_like(template, payload["agent_state"])
+    return agent, state, run, algo_config, payload, ckpt_path

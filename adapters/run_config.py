@@ -1,0 +1,431 @@
+"""Typed run configuration and helpers that turn algorithm configs into CLI flags.
+
+A training run is described by two frozen dataclasses:
+
+- `RunConfig` (this module): everything about the run that is *not* the learning
+  algorithm — environment, seed, number of parallel envs, step budget, evaluation,
+  checkpointing, logging and output folder.
+- the algorithm's own frozen config (`softeq.adapters.agents.config_for(algo)`),
+  e.g. `A2CConfig` / `SoftQConfig` / `DQNConfig`, whose fields are simple types so
+  that they can be exposed as command-line flags automatically.
+
+Both are saved together as `config.json` in the run folder; `load_run_configs`
+reads them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILENAME = "config.json"
+CONFIG_FORMAT_VERSION = 1
+
+#: Allowed values for string-valued algorithm fields whose config dataclass does not
+#: declare them itself (via `dataclasses.field(metadata={"choices": ...})`).
+KNOWN_FIELD_CHOICES: dict[str, tuple[str, ...]] = {}
+
+
+def _known_choices() -> dict[str, tuple[str, ...]]:
+    if not KNOWN_FIELD_CHOICES:
+        from softeq.core import DQN_TARGET_MODES, ENTROPY_MODES
+
+        KNOWN_FIELD_CHOICES.update(
+            {
+                "entropy": tuple(ENTROPY_MODES),
+                "target": tuple(DQN_TARGET_MODES),
+                "torso": ("nature", "mlp"),
+            }
+        )
+    return KNOWN_FIELD_CHOICES
+
+
+class ConfigError(ValueError):
+    """A bad setting; `flag` names the command-line flag (or config field) at fault."""
+
+    def __init__(self, flag: str, value: Any, allowed: str):
+        self.flag = flag
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{flag}: got {value!r}; {allowed}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Everything about a training run except the algorithm's hyperparameters.
+
+    Attributes:
+      env_id: environment id, e.g. `"CartPole-v1"` or `"ALE/Pong-v5"`.
+      algo: one of `softeq.adapters.agents.ALGORITHMS`.
+      seed: seed for the agent, the training envs and the evaluation envs.
+      num_envs: number of parallel training environments; `0` = the algorithm's
+        default for this environment (see `resolve_num_envs`).
+      total_steps: training budget in environment steps, summed over all envs.
+      eval_every: evaluate every this many env steps (`0` = only at the end).
+      eval_episodes: episodes per evaluation (greedy policy, separate env).
+      checkpoint_every: save a checkpoint every this many env steps (the run also
+        saves one at the end).
+      keep_checkpoints: how many most recent checkpoints to keep on disk.
+      log_every: write averaged learner metrics every this many learner updates.
+      run_dir: output folder (config, metrics, checkpoints, TensorBoard events).
+      torso: network torso, `"auto"` = `"nature"` for Atari, `"mlp"` otherwise.
+      video: record one evaluation episode to an mp4 at each evaluation.
+      progress: show a tqdm progress bar.
+      backend: environment backend passed to `make_vector_env`.
+    """
+
+    env_id: str = "CartPole-v1"
+    algo: str = "a2c"
+    seed: int = 0
+    num_envs: int = 0
+    total_steps: int = 100_000
+    eval_every: int = 10_000
+    eval_episodes: int = 5
+    checkpoint_every: int = 10_000
+    keep_checkpoints: int = 3
+    log_every: int = 1
+    run_dir: str = ""
+    torso: str = "auto"
+    video: bool = False
+    progress: bool = True
+    backend: str = "auto"
+
+    def __post_init__(self):
+        validate_run_config(self)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with `changes` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: Fields that may differ between a saved run and the same run resumed.
+RESUMABLE_CHANGES = frozenset({"total_steps", "progress", "video", "eval_episodes", "eval_every"})
+
+
+def is_atari(env_id: str) -> bool:
+    """Whether `env_id` names an Arcade Learning Environment game (`ALE/<Game>-v5`)."""
+    return env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4")
+
+
+def validate_run_config(config: RunConfig) -> None:
+    """Raise `ConfigError` naming the first bad field of `config`."""
+    checks: list[tuple[str, Any, bool, str]] = [
+        ("env_id", config.env_id, bool(config.env_id), "must be a non-empty environment id"),
+        ("seed", config.seed, 0 <= config.seed < 2**31, "allowed: 0 <= seed < 2**31"),
+        ("num_envs", config.num_envs, config.num_envs >= 0, "allowed: a positive integer"),
+        ("total_steps", config.total_steps, config.total_steps > 0, "allowed: > 0"),
+        ("eval_every", config.eval_every, config.eval_every >= 0, "allowed: >= 0 (0 = at end)"),
+        ("eval_episodes", config.eval_episodes, config.eval_episodes >= 0, "allowed: >= 0"),
+        ("checkpoint_every", config.checkpoint_every, config.checkpoint_every > 0, "allowed: > 0"),
+        ("keep_checkpoints", config.keep_checkpoints, config.keep_checkpoints >= 1, ">= 1"),
+        ("log_every", config.log_every, config.log_every >= 1, "allowed: >= 1"),
+        ("torso", config.torso, config.torso in ("auto", "nature", "mlp"), "auto|nature|mlp"),
+        ("backend", config.backend, bool(config.backend), "must be a non-empty backend name"),
+    ]
+    for name, value, ok, allowed in checks:
+        if not ok:
+            raise ConfigError(f"--{name.replace('_', '-')}", value, allowed)
+    for name in ("seed", "num_envs", "total_steps", "eval_every", "eval_episodes"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"--{name.replace('_', '-')}", value, "must be an integer")
+
+
+def default_run_dir(config: RunConfig) -> str:
+    """`runs/<env>-<algo>-seed<k>-<timestamp>` (env id with `/` replaced)."""
+    env = config.env_id.replace("/", "-")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{env}-{config.algo}-seed{config.seed}-{stamp}")
+
+
+def resolve_torso(config: RunConfig) -> str:
+    if config.torso != "auto":
+        return config.torso
+    return "nature" if is_atari(config.env_id) else "mlp"
+
+
+# --------------------------------------------------------------------------------------
+# Algorithm configs (owned by softeq.adapters.agents) seen as flat, typed field lists.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """One algorithm hyperparameter: its name, python type, default and choices."""
+
+    name: str
+    type: type
+    default: Any
+    choices: tuple[str, ...] | None
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _resolve_type(annotation: Any) -> type:
+    if isinstance(annotation, type):
+        return annotation
+    if isinstance(annotation, str):
+        table = {"int": int, "float": float, "str": str, "bool": bool}
+        if annotation in table:
+            return table[annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return type(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _resolve_type(args[0])
+    raise TypeError(f"algorithm config field annotation {annotation!r} is not int/float/str/bool")
+
+
+def algo_field_specs(config_cls: type) -> list[FieldSpec]:
+    """The hyperparameters of an algorithm config dataclass as `FieldSpec`s."""
+    hints = typing.get_type_hints(config_cls)
+    specs = []
+    for f in dataclasses.fields(config_cls):
+        if f.name.startswith("_"):
+            continue
+        ftype = _resolve_type(hints.get(f.name, f.type))
+        choices = f.metadata.get("choices") if f.metadata else None
+        annotation = hints.get(f.name, f.type)
+        if choices is None and typing.get_origin(annotation) is typing.Literal:
+            choices = typing.get_args(annotation)
+        if choices is None and ftype is str:
+            choices = _known_choices().get(f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        help_text = (f.metadata.get("help") if f.metadata else None) or ""
+        specs.append(
+            FieldSpec(f.name, ftype, default, tuple(choices) if choices else None, help_text)
+        )
+    return specs
+
+
+def parse_field_value(spec: FieldSpec, text: str | Any) -> Any:
+    """Convert `text` to the field's type, raising `ConfigError` naming the flag."""
+    if not isinstance(text, str):
+        value = text
+    elif spec.type is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            value = True
+        elif lowered in ("0", "false", "no", "off"):
+            value = False
+        else:
+            raise ConfigError(spec.flag, text, "allowed: true|false")
+    elif spec.type is int:
+        try:
+            value = int(float(text)) if "e" in text.lower() else int(text)
+        except ValueError:
+            raise ConfigError(spec.flag, text, "must be an integer") from None
+        if "e" in text.lower() and float(text) != value:
+            raise ConfigError(spec.flag, text, "must be an integer")
+    elif spec.type is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(spec.flag, text, "must be a number") from None
+    else:
+        value = text
+    if spec.type is float and isinstance(value, int | float) and not math.isfinite(value):
+        raise ConfigError(spec.flag, value, "must be a finite number")
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(spec.flag, value, "allowed: " + "|".join(spec.choices))
+    return value
+
+
+def build_algo_config(algo: str, env_id: str, overrides: Mapping[str, Any]) -> Any:
+    """The algorithm's per-env default config with `overrides` (field name → value)."""
+    from softeq.adapters import agents
+
+    check_algo(algo)
+    base = agents.default_config(algo, env_id)
+    specs = {s.name: s for s in algo_field_specs(type(base))}
+    changes = {}
+    for name, raw in overrides.items():
+        key = name.replace("-", "_")
+        if key not in specs:
+            allowed = ", ".join(sorted(specs))
+            raise ConfigError(
+                "--" + key.replace("_", "-"),
+                raw,
+                f"not a hyperparameter of algorithm {algo!r} (its fields: {allowed})",
+            )
+        changes[key] = parse_field_value(specs[key], raw)
+    try:
+        return dataclasses.replace(base, **changes)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"--algo {algo}", dict(changes), f"invalid configuration: {exc}"
+        ) from None
+
+
+def check_env(env_id: str) -> None:
+    """Raise `ConfigError` unless `make_vector_env` supports `env_id`."""
+    from softeq.adapters import envs
+
+    if env_id not in envs.ENV_KINDS:
+        raise ConfigError(
+            "--env",
+            env_id,
+            "allowed: CartPole-v1, Acrobot-v1 or ALE/<Game>-v5 (e.g. ALE/Pong-v5)",
+        )
+
+
+def check_algo(algo: str) -> None:
+    from softeq.adapters import agents
+
+    if algo not in agents.ALGORITHMS:
+        raise ConfigError("--algo", algo, "allowed: " + "|".join(agents.ALGORITHMS))
+
+
+def algo_config_from_dict(algo: str, values: Mapping[str, Any]) -> Any:
+    """Rebuild an algorithm config saved by `save_run_configs`."""
+    from softeq.adapters import agents
+
+    cls = agents.config_for(algo)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def resolve_num_envs(run: RunConfig, algo_config: Any) -> int:
+    """`run.num_envs`, or the algorithm's default when it is 0.
+
+    The default comes from the algorithm config's `num_envs` field when it has one,
+    else from `agents.default_num_envs(algo, env_id)`, else 16 for Atari
+    actor-critic methods and 8 otherwise.
+    """
+    if run.num_envs > 0:
+        return run.num_envs
+    default = getattr(algo_config, "num_envs", None)
+    if isinstance(default, int) and default > 0:
+        return default
+    from softeq.adapters import agents
+
+    if hasattr(agents, "default_num_envs"):
+        return int(agents.default_num_envs(run.algo, run.env_id))
+    if is_atari(run.env_id) and run.algo in ("a2c", "soft-q"):
+        return 16
+    return 8
+
+
+def check_batch_compatibility(num_envs: int, algo: str, algo_config: Any) -> None:
+    """Check that the learner batch can be split evenly over the local devices.
+
+    Actor-critic learners shard the `[num_envs]` axis of each rollout over
+    `jax.local_device_count()` devices; DQN shards its replay batch.
+    """
+    import jax
+
+    devices = jax.local_device_count()
+    if algo in ("a2c", "soft-q"):
+        if num_envs % devices:
+            raise ConfigError(
+                "--num-envs",
+                num_envs,
+                f"must be a multiple of the {devices} local devices the learner batch "
+                f"is split over",
+            )
+    else:
+        batch = getattr(algo_config, "batch_size", None)
+        if isinstance(batch, int) and batch % devices:
+            raise ConfigError(
+                "--batch-size",
+                batch,
+                f"must be a multiple of the {devices} local devices the learner batch "
+                f"is split over",
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Saving / loading.
+# --------------------------------------------------------------------------------------
+
+
+def configs_to_dict(run: RunConfig, algo_config: Any) -> dict[str, Any]:
+    return {
+        "format_version": CONFIG_FORMAT_VERSION,
+        "run": run.to_dict(),
+        "algo_config_class": type(algo_config).__name__,
+        "algo": dataclasses.asdict(algo_config),
+    }
+
+
+def format_configs(run: RunConfig, algo_config: Any) -> str:
+    """Human-readable two-block listing of the full configuration."""
+    lines = ["run config:"]
+    for k, v in run.to_dict().items():
+        lines.append(f"  {k:<18} {v!r}")
+    lines.append(f"algorithm config ({type(algo_config).__name__}):")
+    for k, v in dataclasses.asdict(algo_config).items():
+        lines.append(f"  {k:<18} {v!r}")
+    return "\n".join(lines)
+
+
+def save_run_configs(run_dir: str | os.PathLike, run: RunConfig, algo_config: Any) -> Path:
+    """Write `config.json` into `run_dir` atomically; returns its path."""
+    path = Path(run_dir) / CONFIG_FILENAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(configs_to_dict(run, algo_config), fh, indent=2, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_config_json(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    path = Path(run_dir) / CONFIG_FILENAME
+    if not path.exists():
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def load_run_configs(run_dir: str | os.PathLike) -> tuple[RunConfig, Any]:
+    """Read `(RunConfig, algo_config)` back from `run_dir/config.json`."""
+    data = read_config_json(run_dir)
+    if data is None:
+        raise FileNotFoundError(f"no {CONFIG_FILENAME} in run folder {str(run_dir)!r}")
+    return config_dicts_to_objects(data)
+
+
+def config_dicts_to_objects(data: Mapping[str, Any]) -> tuple[RunConfig, Any]:
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    run = RunConfig(**{k: v for k, v in data["run"].items() if k in run_fields})
+    return run, algo_config_from_dict(run.algo, data["algo"])
+
+
+def config_differences(
+    saved: Mapping[str, Any], current: Mapping[str, Any], *, ignore: Sequence[str] = ()
+) -> list[str]:
+    """Names (`run.x` / `algo.y`) whose values differ between two config dicts."""
+    diffs = []
+    for section in ("run", "algo"):
+        a, b = saved.get(section, {}), current.get(section, {})
+        for key in sorted(set(a) | set(b)):
+            if section == "run" and key in ignore:
+                continue
+            if a.get(key) != b.get(key):
+                diffs.append(f"{section}.{key}")
+    return diffs
