@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from numbers import Real
+from numbers import Integral, Real
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _python_number(value) -> float | None:
@@ -36,12 +37,18 @@ def _python_number(value) -> float | None:
 
 def check_temperature(temperature, *, allow_zero: bool = False, name: str = "temperature"):
     """Rejects a temperature that is not a positive (or, if allowed, zero) number."""
+    allowed = "a finite number >= 0" if allow_zero else "a finite number > 0"
+    if temperature is None:
+        raise ValueError(f"`{name}` is required and must be {allowed}, got None.")
+    if not isinstance(temperature, Real | np.ndarray | jax.Array):
+        raise TypeError(
+            f"`{name}` must be {allowed}, got {temperature!r} of type {type(temperature).__name__}."
+        )
     value = _python_number(temperature)
     if value is None:
         if jnp.ndim(temperature) != 0:
             raise ValueError(f"`{name}` must be a scalar, got shape {jnp.shape(temperature)}.")
         return temperature
-    allowed = "a finite number >= 0" if allow_zero else "a finite number > 0"
     bad = math.isnan(value) or math.isinf(value) or value < 0 or (value == 0 and not allow_zero)
     if bad:
         raise ValueError(f"`{name}` must be {allowed}, got {temperature!r}.")
@@ -56,7 +63,7 @@ def check_discount(discount, *, name: str = "discount"):
 
 
 def check_positive_int(value, *, name: str):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
     return value
 
@@ -78,6 +85,20 @@ def check_rank(array, rank: int, *, name: str):
         )
     chex.assert_rank(array, rank)
     return array
+
+
+def check_integer(array, *, name: str):
+    dtype = jnp.asarray(array).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"`{name}` must hold integer actions, got dtype {dtype}.")
+    return array
+
+
+def check_non_negative_finite(value, *, name: str):
+    number = _python_number(value)
+    if number is not None and not (number >= 0.0 and math.isfinite(number)):
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+    return value
 
 
 def check_float(array, *, name: str):

@@ -39,8 +39,7 @@ def _check_q_stream(q, a, *, q_name: str, a_name: str):
     _checks.check_rank(q, 2, name=q_name)
     _checks.check_float(q, name=q_name)
     _checks.check_rank(a, 1, name=a_name)
-    if not jnp.issubdtype(jnp.asarray(a).dtype, jnp.integer):
-        raise TypeError(f"`{a_name}` must hold integer actions, got dtype {a.dtype}.")
+    _checks.check_integer(a, name=a_name)
 
 
 def _boltzmann_stats(q: Array, *, temperature, log_prior) -> tuple[Array, Array, Array]:
@@ -100,8 +99,9 @@ def soft_q_learning(
       >>> round(float(td), 4)  # 1 + 0.5·log 2 − 1
       0.3466
     """
-    _checks.check_rank(q_tm1, 1, name="q_tm1")
-    _checks.check_rank(q_t, 1, name="q_t")
+    _checks.check_float(_checks.check_rank(q_tm1, 1, name="q_tm1"), name="q_tm1")
+    _checks.check_float(_checks.check_rank(q_t, 1, name="q_t"), name="q_t")
+    _checks.check_integer(a_tm1, name="a_tm1")
     _checks.check_last_dim(q_t, q_tm1.shape[-1], name="q_t", expected_from="`q_tm1`")
     target = r_t + discount_t * soft_value(q_t, temperature=temperature, log_prior=log_prior)
     if stop_target_gradients:
@@ -149,6 +149,9 @@ def soft_q_learning_loss(
       0.5
     """
     _check_q_stream(q_tm1, a_tm1, q_name="q_tm1", a_name="a_tm1")
+    _checks.check_same_leading(
+        {"q_tm1": q_tm1, "a_tm1": a_tm1, "r_t": r_t, "discount_t": discount_t}
+    )
     _checks.check_rank(q_t, 2, name="q_t")
     if q_t.shape != q_tm1.shape:
         raise ValueError(f"`q_t` must have the shape of `q_tm1` {q_tm1.shape}, got {q_t.shape}.")

@@ -56,7 +56,9 @@ class TabularMDP:
     def __post_init__(self):
         arrays = (self.transitions, self.rewards, self.initial_distribution)
         discount_known = isinstance(self.discount, int | float) or _is_concrete(self.discount)
-        if discount_known and all(_is_concrete(x) for x in arrays):
+        # a batch of MDPs (leading axes, e.g. from vmap) is validated per member by its maker.
+        unbatched = getattr(self.transitions, "ndim", None) == 3
+        if unbatched and discount_known and all(_is_concrete(x) for x in arrays):
             validate_tabular_mdp(self)
 
     @property
@@ -89,15 +91,29 @@ def validate_tabular_mdp(mdp: TabularMDP, *, atol: float = 1e-5) -> None:
         )
     row_sums = p.sum(-1)
     worst = np.unravel_index(np.argmax(np.abs(row_sums - 1.0)), row_sums.shape)
-    if np.any(p < 0) or not np.allclose(row_sums, 1.0, atol=atol):
+    if np.any(p < 0):
         raise ValueError(
-            "`transitions` must be non-negative with every [s, a, :] row summing to 1; "
+            f"`transitions` must be non-negative; its smallest entry is {p.min():.6g}."
+        )
+    if not np.allclose(row_sums, 1.0, atol=atol):
+        raise ValueError(
+            "`transitions` must have every [s, a, :] row summing to 1; "
             f"row {tuple(int(i) for i in worst)} sums to {row_sums[worst]:.6g}."
         )
-    mu = np.asarray(mdp.initial_distribution)
-    if np.any(mu < 0) or not np.isclose(mu.sum(), 1.0, atol=atol):
+    _validate_distribution(np.asarray(mdp.initial_distribution), "initial_distribution", atol)
+
+
+def _validate_distribution(probabilities: np.ndarray, name: str, atol: float) -> None:
+    """Non-negative rows that sum to 1 along the last axis."""
+    if np.any(probabilities < 0):
         raise ValueError(
-            f"`initial_distribution` must be a probability vector; it sums to {mu.sum():.6g}."
+            f"`{name}` must be non-negative; its smallest entry is {probabilities.min():.6g}."
+        )
+    sums = probabilities.sum(-1)
+    if not np.allclose(sums, 1.0, atol=atol):
+        raise ValueError(
+            f"`{name}` must sum to 1 along its last axis; found sums up to "
+            f"{np.max(np.abs(sums - 1.0)) + 1.0:.6g} (off by {np.max(np.abs(sums - 1.0)):.3g})."
         )
 
 
@@ -118,6 +134,23 @@ def _check_table(table, mdp: TabularMDP, *, name: str):
         raise ValueError(f"`{name}` must have shape [S, A] = {expected}, got {table.shape}.")
 
 
+def _check_policy(policy, mdp: TabularMDP):
+    _check_table(policy, mdp, name="policy")
+    if _is_concrete(policy):
+        _validate_distribution(np.asarray(policy), "policy", 1e-5)
+
+
+def _table_log_prior(log_prior, q: Array) -> Array:
+    """log π̄ broadcast to the `[S, A]` shape of a Q-table, with a named error."""
+    log_prior = _checks.resolve_log_prior(log_prior, q.shape[-1], q.dtype)
+    if log_prior.ndim > 2 or (log_prior.ndim == 2 and log_prior.shape[0] != q.shape[0]):
+        raise ValueError(
+            f"`log_prior` must have shape [A] or [S, A] = {tuple(q.shape)}, "
+            f"got {tuple(log_prior.shape)}."
+        )
+    return jnp.broadcast_to(log_prior, q.shape)
+
+
 def tabular_soft_values(q: Array, *, temperature, log_prior: Array | None = None) -> Array:
     """`[S]` soft value V_Q(s) of every row of a Q-table [E10].
 
@@ -136,8 +169,7 @@ def tabular_soft_values(q: Array, *, temperature, log_prior: Array | None = None
       [0.0, 0.0]
     """
     _checks.check_rank(q, 2, name="q")
-    log_prior = _checks.resolve_log_prior(log_prior, q.shape[-1], q.dtype)
-    log_prior = jnp.broadcast_to(log_prior, q.shape)
+    log_prior = _table_log_prior(log_prior, q)
     return jax.vmap(lambda qs, lp: soft_value(qs, temperature=temperature, log_prior=lp))(
         q, log_prior
     )
@@ -214,7 +246,7 @@ def soft_policy_evaluation_backup(
     Reference: arXiv:1704.06440, §3.2.
     """
     _check_table(q, mdp, name="q")
-    _check_table(policy, mdp, name="policy")
+    _check_policy(policy, mdp)
     _checks.check_temperature(temperature, allow_zero=True)
     log_prior = _tabular_log_prior(log_prior, mdp, q.dtype)
     v = jnp.sum(policy * q, axis=-1) - temperature * _policy_kls(policy, log_prior)
@@ -308,7 +340,7 @@ def evaluate_policy(
 
     Reference: arXiv:1704.06440, eq. 24–26.
     """
-    _check_table(policy, mdp, name="policy")
+    _check_policy(policy, mdp)
     _checks.check_temperature(temperature, allow_zero=True)
     log_prior = _tabular_log_prior(log_prior, mdp, policy.dtype)
     p_pi = jnp.einsum("sa,sat->st", policy, mdp.transitions)
@@ -376,7 +408,7 @@ def finite_horizon_regularised_objective(
       ...                                            temperature=0.0, horizon=3))
       3.0
     """
-    _check_table(policy, mdp, name="policy")
+    _check_policy(policy, mdp)
     _checks.check_temperature(temperature, allow_zero=True)
     _checks.check_positive_int(horizon, name="horizon")
     log_prior = _tabular_log_prior(log_prior, mdp, policy.dtype)

@@ -108,9 +108,8 @@ def natural_gradient_direction(score_rows: Array, advantages: Array, *, damping=
     _checks.check_rank(score_rows, 2, name="score_rows")
     _checks.check_rank(advantages, 1, name="advantages")
     _checks.check_same_leading({"score_rows": score_rows, "advantages": advantages}, axis_name="N")
+    _checks.check_non_negative_finite(damping, name="damping")
     value = _checks._python_number(damping)
-    if value is not None and not value >= 0.0:
-        raise ValueError(f"`damping` must be >= 0, got {damping!r}.")
     n = score_rows.shape[0]
     if value == 0.0:
         solution, *_ = jnp.linalg.lstsq(score_rows, advantages)
