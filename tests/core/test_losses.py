@@ -11,6 +11,7 @@ import pytest
 import rlax
 
 from softeq.core import (
+    ENTROPY_MODES,
     A2CLossExtras,
     a2c_loss,
     a2c_matched_soft_q_loss,
@@ -198,6 +199,10 @@ PROPER_ADV = np.array(
 )
 LOG_PI_TAKEN = np.array([math.log(0.5), math.log(0.75)])
 KLS = np.array([0.0, KL_QUARTER])
+
+
+def test_entropy_modes_are_naive_and_proper():
+    assert ENTROPY_MODES == ("naive", "proper")
 
 
 @pytest.mark.parametrize(("entropy", "adv"), [("naive", NAIVE_ADV), ("proper", PROPER_ADV)])
