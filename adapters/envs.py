@@ -34,9 +34,12 @@ Step semantics (the learner-facing contract)
 the *next* action is chosen from: where an episode ended this step, the env has
 already been reset and `obs` is the first observation of the new episode
 (gymnasium's `SAME_STEP` autoreset). The last observation of the finished
-episode is not returned: a learner treats `terminated` and `truncated` alike as
-the end of its n-step window (truncation happens only at the 30-minute Atari
-limit and CartPole's 500 steps, so not bootstrapping there costs little).
+episode is not returned, so the transition that ends an episode has no
+successor state to bootstrap from: give it discount 0 whether it was
+`terminated` or `truncated`, and never bootstrap it from `obs`, which belongs
+to the next episode. (Truncation only happens at the 30-minute Atari limit and
+the 500-step limits of CartPole and Acrobot, so treating it as terminal costs
+little.)
 
 * `reward` — float32 `[N]`; the sign of the raw reward for Atari when
   `clip_rewards` is on, the raw reward otherwise.

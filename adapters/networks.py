@@ -84,14 +84,15 @@ def nature_cnn_torso(x: jax.Array, *, feature_size: int = 512) -> jax.Array:
     Returns:
       `[B, feature_size]` float32 features.
     """
-    if x.ndim == 5:
+    if x.ndim == 5 and x.shape[-1] == 3:
         b, s, h, w, c = x.shape
         x = jnp.transpose(x, (0, 2, 3, 1, 4)).reshape(b, h, w, s * c)
     elif x.ndim == 4:
         x = jnp.transpose(x, (0, 2, 3, 1))
     else:
         raise ValueError(
-            f"`x` must be [B, stack, H, W] or [B, stack, H, W, 3] frames, got shape {x.shape}."
+            f"`x` must be [B, stack, H, W] or [B, stack, H, W, 3] frames, got shape {x.shape} "
+            "(merge any extra leading axes, such as time, into B first)."
         )
     x = x.astype(jnp.float32) / 255.0
     for i, (channels, kernel, stride) in enumerate(((32, 8, 4), (64, 4, 2), (64, 3, 1))):

@@ -239,6 +239,8 @@ def test_bad_arguments():
     net = make_actor_critic(2, torso="nature")
     with pytest.raises(ValueError, match=r"`x`.*\[B, stack, H, W\]"):
         net.init(jax.random.key(0), np.zeros((84, 84), np.uint8))
+    with pytest.raises(ValueError, match="merge any extra leading axes"):  # [T, B, 4, 84, 84]
+        net.init(jax.random.key(0), np.zeros((5, 2, *FRAMES), np.uint8))
     mlp = make_actor_critic(2, torso="mlp")
     with pytest.raises(ValueError, match=r"`x`.*\[B, D\]"):
         mlp.init(jax.random.key(0), np.zeros(4, np.float32))
