@@ -70,6 +70,24 @@ def _check_hidden(hidden) -> tuple[int, ...]:
     return tuple(int(h) for h in hidden)
 
 
+def torso_for_observation(observation_shape: Sequence[int]) -> str:
+    """The torso that fits one observation's shape: `"nature"` for frame stacks
+    (`(stack, H, W)` or `(stack, H, W, 3)`), `"mlp"` for vectors `(D,)`.
+
+    Example:
+      >>> torso_for_observation((4, 84, 84)), torso_for_observation((4,))
+      ('nature', 'mlp')
+    """
+    shape = tuple(observation_shape)
+    if len(shape) == 1:
+        return "mlp"
+    if len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3):
+        return "nature"
+    raise ValueError(
+        f"`observation_shape` must be (D,), (stack, H, W) or (stack, H, W, 3), got {shape}."
+    )
+
+
 def nature_cnn_torso(x: jax.Array, *, feature_size: int = 512) -> jax.Array:
     """Nature-DQN convolutional torso with its shared dense layer (call inside `hk.transform`).
 

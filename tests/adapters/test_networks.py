@@ -19,6 +19,7 @@ from softeq.adapters.networks import (
     mlp_torso,
     nature_cnn_torso,
     soft_q_from_actor_critic,
+    torso_for_observation,
 )
 from softeq.core import boltzmann_log_policy, soft_value
 
@@ -225,6 +226,14 @@ def test_soft_q_head_on_network_outputs_and_gradients():
     grads = jax.jit(jax.grad(mean_q))(params)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     assert float(jnp.abs(grads["value"]["w"]).sum()) > 0
+
+
+def test_torso_for_observation():
+    assert torso_for_observation((4, 84, 84)) == "nature"
+    assert torso_for_observation((4, 84, 84, 3)) == "nature"
+    assert torso_for_observation((6,)) == "mlp"
+    with pytest.raises(ValueError, match=r"`observation_shape`.*\(2, 3\)"):
+        torso_for_observation((2, 3))
 
 
 def test_bad_arguments():
