@@ -6,7 +6,8 @@ Q-learning and entropy-regularised policy-gradient losses [E13]–[E16], soft
 DQN targets (§5) and the natural-gradient pieces [E17]–[E18] of Schulman,
 Chen & Abbeel, arXiv:1704.06440.
 
-This package imports only jax, chex and rlax.
+This package imports only jax, chex, rlax and numpy (for eager checks of
+concrete inputs).
 """
 
 from softeq.core.dqn import DQN_TARGET_MODES, dqn_bootstrap_value, soft_dqn_targets
