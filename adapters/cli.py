@@ -95,43 +95,47 @@ def _add_algo_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) -> None:
     d = RunConfig()
-    s = argparse.SUPPRESS
     g = parser.add_argument_group("run")
-    g.add_argument("--env", dest="run__env_id", default=s, help=f"env id (default {d.env_id})")
+
+    def add(flag: str, field: str, metavar: str, text: str) -> None:
+        g.add_argument(
+            flag, dest="run__" + field, default=argparse.SUPPRESS, metavar=metavar, help=text
+        )
+
+    add("--env", "env_id", "ENV", f"CartPole-v1, Acrobot-v1 or ALE/<Game>-v5 ({d.env_id})")
     if not compare:
-        g.add_argument("--algo", dest="run__algo", default=s, help=f"a2c|soft-q|dqn ({d.algo})")
-        g.add_argument("--seed", dest="run__seed", default=s, type=str, help=f"({d.seed})")
-    g.add_argument(
-        "--num-envs",
-        dest="run__num_envs",
-        default=s,
-        type=str,
-        help="parallel envs (default: the algorithm's default for the env)",
-    )
-    g.add_argument(
-        "--total-steps", dest="run__total_steps", default=s, type=str, help="env steps budget"
-    )
-    g.add_argument(
-        "--eval-every", dest="run__eval_every", default=s, type=str, help="0 = only at the end"
-    )
-    g.add_argument("--eval-episodes", dest="run__eval_episodes", default=s, type=str)
-    g.add_argument("--checkpoint-every", dest="run__checkpoint_every", default=s, type=str)
-    g.add_argument("--keep-checkpoints", dest="run__keep_checkpoints", default=s, type=str)
-    g.add_argument(
-        "--log-every", dest="run__log_every", default=s, type=str, help="updates per CSV row"
-    )
-    g.add_argument("--torso", dest="run__torso", default=s, help="auto|nature|mlp")
-    g.add_argument("--backend", dest="run__backend", default=s, help="auto|ale|gymnasium")
+        add("--algo", "algo", "ALGO", f"a2c|soft-q|dqn ({d.algo})")
+        add("--seed", "seed", "INT", f"seed of agent and envs ({d.seed})")
+    add("--num-envs", "num_envs", "INT", "parallel envs (default: the algorithm's per-env default)")
+    add("--total-steps", "total_steps", "INT", f"env-step budget, all envs ({d.total_steps})")
+    add("--eval-every", "eval_every", "INT", f"env steps; 0 = only at the end ({d.eval_every})")
+    add("--eval-episodes", "eval_episodes", "INT", f"greedy episodes ({d.eval_episodes})")
+    add("--checkpoint-every", "checkpoint_every", "INT", f"env steps ({d.checkpoint_every})")
+    add("--keep-checkpoints", "keep_checkpoints", "INT", f"newest kept ({d.keep_checkpoints})")
+    add("--log-every", "log_every", "INT", f"learner updates per CSV row ({d.log_every})")
+    add("--torso", "torso", "auto|nature|mlp", "network torso (auto: nature for Atari)")
+    add("--backend", "backend", "auto|ale|gymnasium", "environment backend (auto)")
     if not compare:
-        g.add_argument("--run-dir", dest="run__run_dir", default=s, help="output folder")
+        add(
+            "--run-dir",
+            "run_dir",
+            "DIR",
+            "output folder (default runs/<env>-<algo>-seed<k>-<time>)",
+        )
         g.add_argument(
             "--video",
             dest="run__video",
-            default=s,
+            default=argparse.SUPPRESS,
             action="store_true",
-            help="record one evaluation episode to mp4 at each evaluation",
+            help="record one greedy evaluation episode to mp4 at each evaluation",
         )
-        g.add_argument("--no-progress", dest="run__progress", default=s, action="store_false")
+        g.add_argument(
+            "--no-progress",
+            dest="run__progress",
+            default=argparse.SUPPRESS,
+            action="store_false",
+            help="no progress bar",
+        )
 
 
 _INT_RUN_FIELDS = {
@@ -288,7 +292,10 @@ def cmd_train(ns: argparse.Namespace) -> int:
             f"evaluation return: {fe['return_mean']:.2f} ± {fe['return_std']:.2f} "
             f"({int(fe['episodes'])} episodes)"
         )
-    print(f"steps per second: {result.sps:,.0f}")
+    print(
+        f"steps per second: {result.sps:,.0f} (after the first update, without evaluation); "
+        f"wall time {result.wall_s:.1f} s"
+    )
     print(f"config:     {Path(run.run_dir) / CONFIG_FILENAME}")
     print(f"metrics:    {Path(run.run_dir) / 'metrics.csv'}")
     print(f"checkpoint: {result.checkpoint}")

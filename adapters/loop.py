@@ -89,7 +89,10 @@ class TrainResult:
       final_eval: `{"return_mean", "return_std", "length_mean", "episodes"}` of
         the last evaluation, or None if no evaluation ran.
       checkpoint: path of the last checkpoint written.
-      sps: environment steps per second of this process's part of the run.
+      sps: training throughput in env steps per second, measured from the end of the
+        first learner update (compilation excluded) and leaving out the time spent
+        in evaluation and checkpointing; NaN if no update ran.
+      wall_s: wall-clock seconds of this call (setup and compilation included).
       finished: True if the step budget was reached (False: stopped early).
     """
 
@@ -101,6 +104,7 @@ class TrainResult:
     final_eval: dict[str, float] | None
     checkpoint: Path | None
     sps: float
+    wall_s: float
     finished: bool
 
 
@@ -267,6 +271,60 @@ def _frame_from_observation(obs: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(frame, 4, axis=0), 4, axis=1).astype(np.uint8)
 
 
+def _draw_segment(img: np.ndarray, p0, p1, width: float, color) -> None:
+    """Paint the pixels within `width / 2` of the segment p0–p1 (pixel coords x, y)."""
+    (x0, y0), (x1, y1) = p0, p1
+    r = width / 2
+    h, w = img.shape[:2]
+    xa, xb = int(max(min(x0, x1) - r, 0)), int(min(max(x0, x1) + r + 1, w))
+    ya, yb = int(max(min(y0, y1) - r, 0)), int(min(max(y0, y1) + r + 1, h))
+    if xa >= xb or ya >= yb:
+        return
+    ys, xs = np.mgrid[ya:yb, xa:xb].astype(np.float64)
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
+    dist2 = (xs - x0 - t * dx) ** 2 + (ys - y0 - t * dy) ** 2
+    img[ya:yb, xa:xb][dist2 <= r * r] = color
+
+
+def render_classic_control(env_id: str, obs: np.ndarray) -> np.ndarray:
+    """Draw one classic-control observation as an RGB frame (no pygame needed).
+
+    CartPole-v1's observation is its full state (x, ẋ, θ, θ̇) and Acrobot-v1's
+    (cos θ₁, sin θ₁, cos θ₂, sin θ₂, θ̇₁, θ̇₂) fixes both links, so the picture is
+    exact.
+    """
+    obs = np.asarray(obs, np.float64)
+    if env_id.startswith("CartPole"):
+        h, w = 400, 600
+        img = np.full((h, w, 3), 255, np.uint8)
+        scale = w / 4.8  # the track spans x in [-2.4, 2.4]
+        cart_x, cart_y = w / 2 + obs[0] * scale, 300.0
+        img[int(cart_y) + 15 : int(cart_y) + 17, :] = 0
+        img[int(cart_y - 15) : int(cart_y + 15), int(cart_x - 25) : int(cart_x + 25)] = 40
+        pole = 2 * 0.5 * scale  # pole length 2 * half-length 0.5
+        tip = (cart_x + pole * np.sin(obs[2]), cart_y - pole * np.cos(obs[2]))
+        _draw_segment(img, (cart_x, cart_y), tip, 10, (202, 152, 101))
+        return img
+    if env_id.startswith("Acrobot"):
+        h = w = 500
+        img = np.full((h, w, 3), 255, np.uint8)
+        scale = w / 4.4
+        theta1 = np.arctan2(obs[1], obs[0])
+        theta2 = np.arctan2(obs[3], obs[2])
+        p0 = (w / 2, h / 2)
+        p1 = (p0[0] + scale * np.sin(theta1), p0[1] + scale * np.cos(theta1))
+        p2 = (
+            p1[0] + scale * np.sin(theta1 + theta2),
+            p1[1] + scale * np.cos(theta1 + theta2),
+        )
+        img[int(h / 2 - scale), :] = 0  # the goal height
+        _draw_segment(img, p0, p1, 12, (0, 204, 204))
+        _draw_segment(img, p1, p2, 12, (0, 204, 204))
+        return img
+    raise ValueError(f"no renderer for env {env_id!r}")
+
+
 def record_video_episode(
     agent: Any,
     state: Any,
@@ -275,48 +333,34 @@ def record_video_episode(
     num_envs: int,
     seed: int,
     path: str | os.PathLike,
+    backend: str = "auto",
     max_steps: int = 30_000,
 ) -> Path:
-    """Record one greedy episode to an mp4.
+    """Record one greedy episode of sub-env 0 of a fresh vector env to an mp4.
 
-    Classic control: a separate `render_mode="rgb_array"` gymnasium env is
-    played (its observation tiled to the agent's batch size), and its renders
-    are written. Atari: the newest preprocessed frame that the agent sees (84×84
-    grayscale, upscaled) of sub-env 0 of a fresh vector env.
+    Atari: the newest preprocessed frame the agent sees (84×84, upscaled 4×).
+    Classic control: the state drawn by `render_classic_control`.
     """
     from softeq.adapters.envs import make_vector_env
 
-    frames: list[np.ndarray] = []
-    env = make_vector_env(env_id, num_envs=num_envs, seed=seed)
+    env = make_vector_env(env_id, num_envs=num_envs, seed=seed, backend=backend)
     try:
-        if not env.is_atari:
-            import gymnasium as gym
 
-            single = gym.make(env_id, render_mode="rgb_array")
-            try:
-                obs, _ = single.reset(seed=seed)
-                frames.append(np.asarray(single.render()))
-                for _ in range(max_steps):
-                    batch = np.repeat(np.asarray(obs, env.observation_dtype)[None], num_envs, 0)
-                    action = int(np.asarray(agent.act_greedy(state, batch))[0])
-                    obs, _, terminated, truncated, _ = single.step(action)
-                    frames.append(np.asarray(single.render()))
-                    if terminated or truncated:
-                        break
-            finally:
-                single.close()
-        else:
-            obs = env.reset(seed=seed)
-            frames.append(_frame_from_observation(obs[0]))
-            for _ in range(max_steps):
-                step = env.step(np.asarray(agent.act_greedy(state, obs)))
-                if not np.isnan(step.episode_returns[0]):
-                    break
-                obs = step.obs
-                frames.append(_frame_from_observation(obs[0]))
+        def draw(o: np.ndarray) -> np.ndarray:
+            return _frame_from_observation(o) if env.is_atari else render_classic_control(env_id, o)
+
+        obs = env.reset(seed=seed)
+        frames = [draw(obs[0])]
+        for _ in range(max_steps):
+            step = env.step(np.asarray(agent.act_greedy(state, obs)))
+            if not np.isnan(step.episode_returns[0]):
+                break
+            obs = step.obs
+            frames.append(draw(obs[0]))
+        fps = 15 if env.is_atari else 50
     finally:
         env.close()
-    return write_video(path, frames, fps=50 if not env.is_atari else 15)
+    return write_video(path, frames, fps=fps)
 
 
 # --------------------------------------------------------------------------------------
@@ -428,6 +472,7 @@ def train(
 
     if not run.run_dir:
         raise ValueError("run.run_dir must be set")
+    call_start = time.perf_counter()
     run_dir = Path(run.run_dir)
     num_envs = resolve_num_envs(run, algo_config)
     manager = ckpt_lib.CheckpointManager(checkpoint_dir(run_dir), keep=run.keep_checkpoints)
@@ -542,6 +587,7 @@ def train(
                     num_envs=num_envs,
                     seed=run.seed + 2,
                     path=run_dir / VIDEO_DIRNAME / f"eval-{env_steps:012d}.mp4",
+                    backend=run.backend,
                 )
                 result["video"] = str(video)
             return result
@@ -558,9 +604,12 @@ def train(
             file=sys.stderr,
             desc=f"{run.algo} {run.env_id} s{run.seed}",
         )
-        start_steps, start_time = env_steps, time.perf_counter()
+        start_time = time.perf_counter()
         window_steps, window_time = env_steps, start_time
         sps_logged_at = start_time
+        warm_steps: int | None = None  # env steps when the first update had finished
+        warm_time = 0.0
+        side_time = 0.0  # evaluation and checkpointing after warm-up
         stop_at = run.total_steps if stop_after_steps is None else stop_after_steps
         stop_at = min(stop_at, run.total_steps)
         align = run.algo in ON_POLICY
@@ -588,6 +637,9 @@ def train(
                     updates += 1
                     _check_metrics(metrics, env_steps)
                     logger.learner(metrics, env_steps)
+                    if warm_steps is None:
+                        warm_steps, warm_time = env_steps, time.perf_counter()
+                side_start = time.perf_counter()
 
                 if next_eval is not None and env_steps >= next_eval:
                     next_eval = (env_steps // eval_every + 1) * eval_every
@@ -599,12 +651,14 @@ def train(
                 if pending_ckpt and (not align or metrics is not None):
                     last_ckpt = save_checkpoint()
                     pending_ckpt = False
+                if warm_steps is not None:
+                    side_time += time.perf_counter() - side_start
 
                 now = time.perf_counter()
                 if now - window_time >= 0.5:
                     sps = (env_steps - window_steps) / (now - window_time)
                     bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{logger.recent_return:.1f}")
-                    if now - sps_logged_at >= 10.0:
+                    if warm_steps is not None and now - sps_logged_at >= 10.0:
                         logger.scalar("train/sps", sps, env_steps)
                         sps_logged_at = now
                     window_steps, window_time = env_steps, now
@@ -625,9 +679,10 @@ def train(
             logger.flush_learner(env_steps)
         if finished and run.eval_episodes > 0:
             final_eval = run_eval()
-        elapsed = time.perf_counter() - start_time
-        sps = (env_steps - start_steps) / elapsed if elapsed > 0 else float("nan")
-        logger.scalar("train/sps", sps, env_steps)
+        sps = float("nan")
+        if warm_steps is not None and env_steps > warm_steps:
+            sps = (env_steps - warm_steps) / (time.perf_counter() - warm_time - side_time)
+            logger.scalar("train/sps", sps, env_steps)
         last_ckpt = save_checkpoint()
         bar.close()
         recent = logger.recent_return
@@ -643,6 +698,7 @@ def train(
             final_eval=final_eval,
             checkpoint=last_ckpt,
             sps=sps,
+            wall_s=time.perf_counter() - call_start,
             finished=finished,
         )
     finally:

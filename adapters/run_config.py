@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import time
 import types
 import typing
@@ -45,6 +46,13 @@ def _known_choices() -> dict[str, tuple[str, ...]]:
                 "torso": ("nature", "mlp"),
             }
         )
+        from softeq.adapters import agents
+
+        optimizers = getattr(agents, "OPTIMIZERS", None)
+        if optimizers is None and hasattr(agents, "config"):
+            optimizers = getattr(agents.config, "OPTIMIZERS", None)
+        if optimizers is not None:
+            KNOWN_FIELD_CHOICES["optimizer"] = tuple(optimizers)
     return KNOWN_FIELD_CHOICES
 
 
@@ -123,7 +131,7 @@ def validate_run_config(config: RunConfig) -> None:
     checks: list[tuple[str, Any, bool, str]] = [
         ("env_id", config.env_id, bool(config.env_id), "must be a non-empty environment id"),
         ("seed", config.seed, 0 <= config.seed < 2**31, "allowed: 0 <= seed < 2**31"),
-        ("num_envs", config.num_envs, config.num_envs >= 0, "allowed: a positive integer"),
+        ("num_envs", config.num_envs, config.num_envs >= 0, "allowed: >= 1 (0 = default)"),
         ("total_steps", config.total_steps, config.total_steps > 0, "allowed: > 0"),
         ("eval_every", config.eval_every, config.eval_every >= 0, "allowed: >= 0 (0 = at end)"),
         ("eval_episodes", config.eval_episodes, config.eval_episodes >= 0, "allowed: >= 0"),
@@ -273,6 +281,9 @@ def build_algo_config(algo: str, env_id: str, overrides: Mapping[str, Any]) -> A
     try:
         return dataclasses.replace(base, **changes)
     except (ValueError, TypeError) as exc:
+        named = [n for n in re.findall(r"`(\w+)`", str(exc)) if n in changes]
+        if named:
+            raise ConfigError(specs[named[0]].flag, changes[named[0]], str(exc)) from None
         raise ConfigError(
             f"--algo {algo}", dict(changes), f"invalid configuration: {exc}"
         ) from None

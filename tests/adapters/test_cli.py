@@ -1,0 +1,240 @@
+"""The `softeq` console script, run as a subprocess (and `main()` for the bad-argument table)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from softeq.adapters import cli
+from softeq.adapters.checkpoint import list_checkpoints
+
+SOFTEQ = Path(sys.executable).with_name("softeq")
+
+
+def _softeq(*args, timeout: float = 300, env_extra: dict | None = None):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    return subprocess.run(
+        [str(SOFTEQ), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def _one_line_error(proc) -> str:
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_train_cartpole_writes_config_metrics_and_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--algo",
+        "soft-q",
+        "--total-steps",
+        "2000",
+        "--num-envs",
+        "4",
+        "--eval-every",
+        "1000",
+        "--eval-episodes",
+        "2",
+        "--checkpoint-every",
+        "500",
+        "--temperature",
+        "0.02",
+        "--no-progress",
+        "--run-dir",
+        run_dir,
+    ]
+    proc = _softeq(*args)
+    assert proc.returncode == 0, proc.stderr
+    # The full configuration is printed at the start and saved as JSON.
+    assert "run config:" in proc.stdout and "algorithm config (SoftQConfig):" in proc.stdout
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["run"]["env_id"] == "CartPole-v1" and saved["run"]["total_steps"] == 2000
+    assert saved["algo"]["temperature"] == 0.02
+    with open(run_dir / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    tags = {r["tag"] for r in rows}
+    assert {"train/episode_return", "learner/grad_cosine", "eval/return_mean"} <= tags
+    assert max(int(r["env_step"]) for r in rows) == 2000
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    steps = [s for s, _ in list_checkpoints(run_dir / "checkpoints")]
+    assert steps[-1] == 2000 and len(steps) <= 3
+    assert f"checkpoint: {run_dir / 'checkpoints'}" in proc.stdout
+
+    # The same folder again without --resume/--force is refused, naming the flag.
+    again = _softeq(*args)
+    assert again.returncode == 2
+    line = _one_line_error(again)
+    assert "--run-dir" in line and "--resume" in line and "--force" in line
+    different = _softeq(*[a if a != "0.02" else "0.05" for a in args])
+    assert different.returncode == 2
+    assert "different run (algo.temperature)" in _one_line_error(different)
+
+    # evaluate and plot work on the finished run.
+    ev = _softeq("evaluate", run_dir, "--episodes", "3")
+    assert ev.returncode == 0, ev.stderr
+    assert "over 3 episodes" in ev.stdout and "±" in ev.stdout
+    pl = _softeq("plot", run_dir)
+    assert pl.returncode == 0, pl.stderr
+    assert (run_dir / "training.png").stat().st_size > 0
+
+
+BAD_ARGS = [
+    (["train", "--algo", "ppo"], "--algo", "'ppo'", "a2c|soft-q|dqn"),
+    (["train", "--env", "Pong-v0"], "--env", "'Pong-v0'", "ALE/<Game>-v5"),
+    (["train", "--total-steps", "-5"], "--total-steps", "-5", "> 0"),
+    (["train", "--total-steps", "0"], "--total-steps", "0", "> 0"),
+    (["train", "--num-envs", "-2"], "--num-envs", "-2", ">= 1"),
+    (["train", "--seed", "1.5"], "--seed", "1.5", "integer"),
+    (["train", "--entropy", "fancy"], "--entropy", "'fancy'", "naive|proper"),
+    (["train", "--algo", "dqn", "--target", "max"], "--target", "'max'", "hard|soft-kl"),
+    (["train", "--algo", "a2c", "--target", "hard"], "--target", "'hard'", "does not apply"),
+    (["train", "--learning-rate", "fast"], "--learning-rate", "'fast'", "number"),
+    (["train", "--algo", "dqn", "--n-step", "0"], "--n-step", "0", ">= 1"),
+    (["train", "--resume"], "--resume", "True", "--run-dir"),
+    (["compare", "--algos", "a2c:entropy=wild"], "--algos", "a2c:entropy=wild", "naive|proper"),
+    (["compare", "--algos", "sarsa"], "--algos", "'sarsa'", "a2c|soft-q|dqn"),
+    (["compare", "--workers", "0"], "--workers", "0", ">= 1"),
+    (["evaluate", "/no/such/run"], "path", "/no/such/run", "run folder"),
+]
+
+
+@pytest.mark.parametrize(("argv", "flag", "value", "allowed"), BAD_ARGS)
+def test_bad_arguments_exit_2_with_one_line_naming_flag_value_and_allowed(
+    capsys, argv, flag, value, allowed
+):
+    assert cli.main(argv) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert flag in lines[0] and value in lines[0] and allowed in lines[0], lines[0]
+
+
+def test_bad_argument_through_the_console_script():
+    proc = _softeq("train", "--total-steps", "-1")
+    assert proc.returncode == 2
+    assert _one_line_error(proc) == "softeq train: error: --total-steps: got -1; allowed: > 0"
+
+
+def test_num_envs_must_split_over_devices():
+    # With two (virtual) CPU devices the A2C batch of 3 envs cannot be split evenly.
+    proc = _softeq(
+        "train",
+        "--algo",
+        "a2c",
+        "--num-envs",
+        "3",
+        env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    )
+    assert proc.returncode == 2
+    line = _one_line_error(proc)
+    assert "--num-envs" in line and "got 3" in line and "multiple of the 2 local devices" in line
+
+
+def test_diverging_learner_exits_3_with_a_clear_message(tmp_path):
+    proc = _softeq(
+        "train",
+        "--algo",
+        "a2c",
+        "--learning-rate",
+        "1e30",
+        "--num-envs",
+        "4",
+        "--total-steps",
+        "2000",
+        "--no-progress",
+        "--run-dir",
+        tmp_path / "run",
+    )
+    assert proc.returncode == 3
+    line = _one_line_error(proc)
+    assert "non-finite learner loss" in line and "last good checkpoint is kept" in line
+
+
+def test_compare_on_cartpole_writes_curves_and_summary(tmp_path):
+    out = tmp_path / "cmp"
+    proc = _softeq(
+        "compare",
+        "--env",
+        "CartPole-v1",
+        "--algos",
+        "a2c",
+        "soft-q",
+        "--seeds",
+        "0",
+        "1",
+        "--total-steps",
+        "1000",
+        "--num-envs",
+        "4",
+        "--eval-every",
+        "500",
+        "--eval-episodes",
+        "2",
+        "--out",
+        out,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("learning_curves.png", "grad_cosine.png", "summary.md", "summary.csv"):
+        assert (out / name).stat().st_size > 0
+        assert str(out / name) in proc.stdout
+    with open(out / "summary.csv") as fh:
+        rows = {r["algorithm"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"a2c", "soft-q"}
+    assert rows["a2c"]["seeds"] == "2" and rows["soft-q"]["seeds"] == "2"
+    assert -1.0 <= float(rows["soft-q"]["cosine_median"]) <= 1.0
+    assert rows["a2c"]["cosine_count"] == "0"
+    for spec in ("a2c", "soft-q"):
+        for seed in (0, 1):
+            assert (out / "runs" / spec / f"seed{seed}" / "metrics.csv").exists()
+    # `plot` redraws from the folder.
+    pl = _softeq("plot", out)
+    assert pl.returncode == 0, pl.stderr
+    assert str(out / "learning_curves.png") in pl.stdout
+
+
+@pytest.mark.parametrize(
+    ("algo", "extra"),
+    [
+        ("a2c", []),
+        ("soft-q", []),
+        ("dqn", ["--learning-starts", "100", "--batch-size", "8", "--replay-capacity", "500"]),
+    ],
+)
+def test_atari_pong_end_to_end_through_the_cli(tmp_path, algo, extra):
+    run_dir = tmp_path / "pong"
+    proc = _softeq(
+        "train",
+        "--env",
+        "ALE/Pong-v5",
+        "--algo",
+        algo,
+        "--total-steps",
+        "400",
+        "--num-envs",
+        "2",
+        "--eval-episodes",
+        "0",
+        "--no-progress",
+        "--run-dir",
+        run_dir,
+        *extra,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with open(run_dir / "metrics.csv") as fh:
+        tags = {r["tag"] for r in csv.DictReader(fh)}
+    assert "learner/loss" in tags
+    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-1] == 400
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["run"]["torso"] == "auto"
