@@ -26,6 +26,7 @@ from softeq.core.returns import soft_n_step_targets
 from softeq.core.soft import boltzmann_log_policy, kl_divergence, soft_value
 
 Array = chex.Array
+Scalar = float | chex.Array
 
 DQN_TARGET_MODES = ("hard", "soft-kl", "soft-entropy")
 
@@ -36,7 +37,7 @@ def _mode_log_prior(mode: str, num_actions: int, dtype) -> Array:
     return jnp.zeros((num_actions,), dtype)
 
 
-def dqn_bootstrap_value(q_t: Array, *, mode: str, temperature=None) -> Array:
+def dqn_bootstrap_value(q_t: Array, *, mode: str, temperature: Scalar | None = None) -> Array:
     r"""The bootstrap value of one next-state row for each DQN target mode (§5).
 
     Args:
@@ -47,7 +48,7 @@ def dqn_bootstrap_value(q_t: Array, *, mode: str, temperature=None) -> Array:
     Returns:
       `[]` the bootstrap value.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import dqn_bootstrap_value
       >>> q = jnp.array([0.0, 0.0])
@@ -67,7 +68,13 @@ def dqn_bootstrap_value(q_t: Array, *, mode: str, temperature=None) -> Array:
 
 
 def soft_dqn_targets(
-    r_t: Array, discount_t: Array, q_t: Array, *, mode: str, temperature=None, n: int = 1
+    r_t: Array,
+    discount_t: Array,
+    q_t: Array,
+    *,
+    mode: str,
+    temperature: Scalar | None = None,
+    n: int = 1,
 ) -> Array:
     r"""n-step DQN targets for a trajectory in any of the three modes (§5, [E13]).
 
@@ -87,7 +94,7 @@ def soft_dqn_targets(
     Returns:
       `[T]` targets.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_dqn_targets
       >>> y = soft_dqn_targets(jnp.ones(1), jnp.ones(1), jnp.zeros((1, 4)),

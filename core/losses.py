@@ -31,6 +31,7 @@ from softeq.core.soft import (
 )
 
 Array = chex.Array
+Scalar = float | chex.Array
 
 ENTROPY_MODES = ("naive", "proper")
 
@@ -42,7 +43,7 @@ def _check_q_stream(q, a, *, q_name: str, a_name: str):
     _checks.check_integer(a, name=a_name)
 
 
-def _boltzmann_stats(q: Array, *, temperature, log_prior) -> tuple[Array, Array, Array]:
+def _boltzmann_stats(q: Array, *, temperature: Scalar, log_prior) -> tuple[Array, Array, Array]:
     """Per-row soft value, Boltzmann log-policy and its KL to the prior, for `[T, A]`."""
     log_prior = _checks.resolve_log_prior(log_prior, q.shape[-1], q.dtype)
 
@@ -63,12 +64,12 @@ def _taken(values: Array, a: Array) -> Array:
 
 def soft_q_learning(
     q_tm1: Array,
-    a_tm1,
-    r_t,
-    discount_t,
+    a_tm1: Scalar,
+    r_t: Scalar,
+    discount_t: Scalar,
     q_t: Array,
     *,
-    temperature,
+    temperature: Scalar,
     log_prior: Array | None = None,
     stop_target_gradients: bool = True,
 ) -> Array:
@@ -91,7 +92,7 @@ def soft_q_learning(
     Returns:
       `[]` TD error y − Q(s, a).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_q_learning
       >>> td = soft_q_learning(jnp.array([0.0, 1.0]), 1, 1.0, 0.5, jnp.zeros(2),
@@ -116,7 +117,7 @@ def soft_q_learning_loss(
     discount_t: Array,
     q_t: Array,
     *,
-    temperature,
+    temperature: Scalar,
     n: int = 1,
     log_prior: Array | None = None,
 ) -> Array:
@@ -140,7 +141,7 @@ def soft_q_learning_loss(
     Returns:
       `[]` the loss.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_q_learning_loss
       >>> loss = soft_q_learning_loss(jnp.zeros((2, 2)), jnp.array([0, 1]), jnp.ones(2),
@@ -170,7 +171,7 @@ def regularised_policy_gradient_loss(
     a_tm1: Array,
     adv_t: Array,
     *,
-    temperature,
+    temperature: Scalar,
     log_prior: Array | None = None,
 ) -> Array:
     r"""Entropy-regularised policy-gradient loss [E7], [E14], paper eq. 48–52.
@@ -194,7 +195,7 @@ def regularised_policy_gradient_loss(
     Returns:
       `[]` the loss.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import regularised_policy_gradient_loss
       >>> loss = regularised_policy_gradient_loss(jnp.zeros((1, 2)), jnp.array([0]),
@@ -223,7 +224,7 @@ def value_loss(v_tm1: Array, target_tm1: Array) -> Array:
     Returns:
       `[]` the loss.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import value_loss
       >>> float(value_loss(jnp.zeros(2), jnp.array([1.0, 3.0])))
@@ -267,9 +268,9 @@ def a2c_loss(
     r_t: Array,
     discount_t: Array,
     *,
-    temperature,
+    temperature: Scalar,
     n: int,
-    value_weight,
+    value_weight: Scalar,
     entropy: str = "proper",
     log_prior: Array | None = None,
 ) -> tuple[Array, A2CLossExtras]:
@@ -297,7 +298,7 @@ def a2c_loss(
     Returns:
       `(loss, A2CLossExtras)`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import a2c_loss
       >>> loss, extras = a2c_loss(jnp.zeros((3, 2)), jnp.zeros(3), jnp.array([0, 1]),
@@ -340,9 +341,9 @@ def a2c_matched_soft_q_loss(
     r_t: Array,
     discount_t: Array,
     *,
-    temperature,
+    temperature: Scalar,
     n: int,
-    value_weight,
+    value_weight: Scalar,
 ) -> tuple[Array, A2CLossExtras]:
     r"""Soft Q-learning loss built to match A2C [E16], paper §6.3.
 
@@ -373,7 +374,7 @@ def a2c_matched_soft_q_loss(
       `(loss, A2CLossExtras)`; the extras' policy and value losses are the A2C
       terms of the same batch, for logging.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import a2c_matched_soft_q_loss
       >>> loss, _ = a2c_matched_soft_q_loss(jnp.zeros((2, 2)), jnp.zeros(2), jnp.array([0]),

@@ -19,6 +19,7 @@ from softeq.core import _checks
 from softeq.core.soft import boltzmann_log_policy, soft_value
 
 Array = chex.Array
+Scalar = float | chex.Array
 
 
 def _is_concrete(x) -> bool:
@@ -39,7 +40,7 @@ class TabularMDP:
     `transitions` and `initial_distribution` are probability vectors; under
     `jit` or `tree_map` (traced or non-array leaves) the check is skipped.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import TabularMDP
       >>> mdp = TabularMDP(transitions=jnp.ones((2, 3, 2)) / 2, rewards=jnp.zeros((2, 3)),
@@ -151,7 +152,7 @@ def _table_log_prior(log_prior, q: Array) -> Array:
     return jnp.broadcast_to(log_prior, q.shape)
 
 
-def tabular_soft_values(q: Array, *, temperature, log_prior: Array | None = None) -> Array:
+def tabular_soft_values(q: Array, *, temperature: Scalar, log_prior: Array | None = None) -> Array:
     """`[S]` soft value V_Q(s) of every row of a Q-table [E10].
 
     Args:
@@ -162,7 +163,7 @@ def tabular_soft_values(q: Array, *, temperature, log_prior: Array | None = None
     Returns:
       `[S]` soft values.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import tabular_soft_values
       >>> tabular_soft_values(jnp.zeros((2, 3)), temperature=1.0).tolist()
@@ -176,7 +177,7 @@ def tabular_soft_values(q: Array, *, temperature, log_prior: Array | None = None
 
 
 def soft_bellman_backup(
-    q: Array, mdp: TabularMDP, *, temperature, log_prior: Array | None = None
+    q: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | None = None
 ) -> Array:
     r"""The soft optimality ("Boltzmann") backup [E12].
 
@@ -192,7 +193,7 @@ def soft_bellman_backup(
     Returns:
       `[S, A]` 𝒯Q.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import TabularMDP, soft_bellman_backup
       >>> mdp = TabularMDP(transitions=jnp.ones((1, 2, 1)), rewards=jnp.array([[1.0, 0.0]]),
@@ -216,7 +217,7 @@ def _policy_kls(policy: Array, log_prior: Array) -> Array:
 
 
 def soft_policy_evaluation_backup(
-    q: Array, policy: Array, mdp: TabularMDP, *, temperature, log_prior: Array | None = None
+    q: Array, policy: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | None = None
 ) -> Array:
     r"""The regularised policy-evaluation backup of a fixed policy [E11].
 
@@ -233,7 +234,7 @@ def soft_policy_evaluation_backup(
     Returns:
       `[S, A]` 𝒯_π Q.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import TabularMDP, soft_policy_evaluation_backup
       >>> mdp = TabularMDP(transitions=jnp.ones((1, 2, 1)), rewards=jnp.array([[1.0, 0.0]]),
@@ -256,7 +257,7 @@ def soft_policy_evaluation_backup(
 def soft_value_iteration(
     mdp: TabularMDP,
     *,
-    temperature,
+    temperature: Scalar,
     log_prior: Array | None = None,
     tolerance: float = 1e-10,
     max_iterations: int = 10_000,
@@ -277,7 +278,7 @@ def soft_value_iteration(
     Returns:
       `[S, A]` Q*.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import TabularMDP, soft_value_iteration
       >>> mdp = TabularMDP(transitions=jnp.ones((1, 2, 1)), rewards=jnp.zeros((1, 2)),
@@ -311,7 +312,7 @@ def soft_value_iteration(
 
 
 def evaluate_policy(
-    policy: Array, mdp: TabularMDP, *, temperature, log_prior: Array | None = None
+    policy: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | None = None
 ) -> tuple[Array, Array]:
     r"""Exact regularised values of a fixed policy by a linear solve [E9].
 
@@ -329,7 +330,7 @@ def evaluate_policy(
     Returns:
       `(v, q)`: `[S]` V_π and `[S, A]` Q_π.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import TabularMDP, evaluate_policy
       >>> mdp = TabularMDP(transitions=jnp.ones((1, 2, 1)), rewards=jnp.array([[1.0, 0.0]]),
@@ -352,9 +353,9 @@ def evaluate_policy(
 
 
 def regularised_objective(
-    policy: Array, mdp: TabularMDP, *, temperature, log_prior: Array | None = None
+    policy: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | None = None
 ) -> Array:
-    r"""Exact discounted regularised return η(π) = E_{s₀∼μ}[V_π(s₀)] [E9].
+    r"""Exact discounted regularised return η(π) = E_{s₀∼μ} V_π(s₀), [E9].
 
     Differentiable; `jax.grad` of it through a policy parameterisation is the
     exact entropy-regularised policy gradient.
@@ -368,7 +369,7 @@ def regularised_objective(
     Returns:
       `[]` η(π).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import TabularMDP, regularised_objective
       >>> mdp = TabularMDP(transitions=jnp.ones((1, 2, 1)), rewards=jnp.array([[1.0, 0.0]]),
@@ -381,7 +382,12 @@ def regularised_objective(
 
 
 def finite_horizon_regularised_objective(
-    policy: Array, mdp: TabularMDP, *, temperature, horizon: int, log_prior: Array | None = None
+    policy: Array,
+    mdp: TabularMDP,
+    *,
+    temperature: Scalar,
+    horizon: int,
+    log_prior: Array | None = None,
 ) -> Array:
     r"""Exact finite-horizon regularised return [E14].
 
@@ -399,7 +405,7 @@ def finite_horizon_regularised_objective(
     Returns:
       `[]` η_H(π).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import TabularMDP, finite_horizon_regularised_objective
       >>> mdp = TabularMDP(transitions=jnp.ones((1, 2, 1)), rewards=jnp.array([[1.0, 0.0]]),
@@ -422,10 +428,12 @@ def finite_horizon_regularised_objective(
     return jnp.dot(mdp.initial_distribution, v)
 
 
-def boltzmann_policy_table(q: Array, *, temperature, log_prior: Array | None = None) -> Array:
+def boltzmann_policy_table(
+    q: Array, *, temperature: Scalar, log_prior: Array | None = None
+) -> Array:
     """`[S, A]` probabilities of the Boltzmann policy of every row of a Q-table [E10].
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import boltzmann_policy_table
       >>> boltzmann_policy_table(jnp.zeros((1, 2)), temperature=1.0).tolist()

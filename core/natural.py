@@ -21,9 +21,10 @@ import jax.numpy as jnp
 from softeq.core import _checks
 
 Array = chex.Array
+Scalar = float | chex.Array
 
 
-def damped_soft_q_targets(q_old_tm1: Array, targets: Array, *, epsilon) -> Array:
+def damped_soft_q_targets(q_old_tm1: Array, targets: Array, *, epsilon: Scalar) -> Array:
     r"""Damped soft Q-learning targets Q̂^ε = (1 − ε)Q_old(s,a) + ε y [E18].
 
     Args:
@@ -34,7 +35,7 @@ def damped_soft_q_targets(q_old_tm1: Array, targets: Array, *, epsilon) -> Array
     Returns:
       `[T]` damped targets (no gradient flows through them).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import damped_soft_q_targets
       >>> damped_soft_q_targets(jnp.array([0.0]), jnp.array([4.0]), epsilon=0.25).tolist()
@@ -50,7 +51,7 @@ def damped_soft_q_targets(q_old_tm1: Array, targets: Array, *, epsilon) -> Array
 
 
 def regularised_npg_advantages(
-    adv_t: Array, log_pi_old_tm1: Array, log_prior_tm1: Array, kl_tm1: Array, *, temperature
+    adv_t: Array, log_pi_old_tm1: Array, log_prior_tm1: Array, kl_tm1: Array, *, temperature: Scalar
 ) -> Array:
     r"""Advantages b of the entropy-regularised natural policy gradient [E17].
 
@@ -67,7 +68,7 @@ def regularised_npg_advantages(
     Returns:
       `[T]` b.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import regularised_npg_advantages
       >>> one = jnp.ones(1)
@@ -87,7 +88,9 @@ def regularised_npg_advantages(
     return adv_t - temperature * (log_pi_old_tm1 - log_prior_tm1 - kl_tm1)
 
 
-def natural_gradient_direction(score_rows: Array, advantages: Array, *, damping=0.0) -> Array:
+def natural_gradient_direction(
+    score_rows: Array, advantages: Array, *, damping: Scalar = 0.0
+) -> Array:
     r"""Least-squares natural gradient w = (F̂ + λI)⁻¹ĝ [E17].
 
     Args:
@@ -99,7 +102,7 @@ def natural_gradient_direction(score_rows: Array, advantages: Array, *, damping=
     Returns:
       `[P]` w.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import natural_gradient_direction
       >>> natural_gradient_direction(jnp.eye(2), jnp.array([1.0, 2.0])).tolist()

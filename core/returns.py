@@ -19,6 +19,7 @@ import rlax
 from softeq.core import _checks
 
 Array = chex.Array
+Scalar = float | chex.Array
 
 
 def _check_stream(**arrays):
@@ -29,7 +30,7 @@ def _check_stream(**arrays):
 
 
 def soft_td_errors(
-    r_t: Array, discount_t: Array, v_tm1: Array, v_t: Array, kl_tm1: Array, *, temperature
+    r_t: Array, discount_t: Array, v_tm1: Array, v_t: Array, kl_tm1: Array, *, temperature: Scalar
 ) -> Array:
     r"""One-step soft TD errors along a trajectory [E11], paper eq. 36.
 
@@ -46,7 +47,7 @@ def soft_td_errors(
     Returns:
       `[T]` δ.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_td_errors
       >>> one = jnp.ones(1)
@@ -64,7 +65,7 @@ def soft_n_step_targets(
     v_t: Array,
     kl_t: Array,
     *,
-    temperature,
+    temperature: Scalar,
     n: int,
     stop_target_gradients: bool = False,
 ) -> Array:
@@ -91,7 +92,7 @@ def soft_n_step_targets(
     Returns:
       `[T]` targets y.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_n_step_targets
       >>> r, g = jnp.array([1.0, 1.0]), jnp.array([0.5, 0.5])
@@ -119,7 +120,7 @@ def soft_n_step_advantages(
     kl_tm1: Array,
     kl_t: Array,
     *,
-    temperature,
+    temperature: Scalar,
     n: int,
     stop_target_gradients: bool = True,
 ) -> Array:
@@ -144,7 +145,7 @@ def soft_n_step_advantages(
     Returns:
       `[T]` Δ.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_n_step_advantages
       >>> one = jnp.ones(1)

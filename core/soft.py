@@ -19,9 +19,10 @@ import jax.numpy as jnp
 from softeq.core import _checks
 
 Array = chex.Array
+Scalar = float | chex.Array
 
 
-def soft_value(q: Array, *, temperature, log_prior: Array | None = None) -> Array:
+def soft_value(q: Array, *, temperature: Scalar, log_prior: Array | None = None) -> Array:
     r"""Soft value (log-partition) of a score vector [E3], paper eq. 10–12.
 
     $$v_q = \tau \log \mathbb{E}_{a\sim\bar\pi}\big[e^{q(a)/\tau}\big]
@@ -40,7 +41,7 @@ def soft_value(q: Array, *, temperature, log_prior: Array | None = None) -> Arra
     Returns:
       `[]` the soft value, same dtype as `q`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_value
       >>> q = jnp.array([1.0, 2.0])
@@ -55,7 +56,7 @@ def soft_value(q: Array, *, temperature, log_prior: Array | None = None) -> Arra
     return temperature * jax.nn.logsumexp(q / temperature + log_prior)
 
 
-def boltzmann_log_policy(q: Array, *, temperature, log_prior: Array | None = None) -> Array:
+def boltzmann_log_policy(q: Array, *, temperature: Scalar, log_prior: Array | None = None) -> Array:
     r"""Log-probabilities of the Boltzmann policy of a score vector [E2], paper eq. 2.
 
     $$\log\pi^B_q(a) = \log\bar\pi(a) + \frac{q(a) - v_q}{\tau}.$$
@@ -68,7 +69,7 @@ def boltzmann_log_policy(q: Array, *, temperature, log_prior: Array | None = Non
     Returns:
       `[A]` normalised log-probabilities.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import boltzmann_log_policy
       >>> p = jnp.exp(boltzmann_log_policy(jnp.array([0.0, jnp.log(3.0)]), temperature=1.0))
@@ -99,7 +100,7 @@ def kl_divergence(log_p: Array, log_q: Array) -> Array:
     Returns:
       `[]` KL[p‖q].
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import kl_divergence
       >>> log_p = jnp.log(jnp.array([0.5, 0.5]))
@@ -114,7 +115,7 @@ def kl_divergence(log_p: Array, log_q: Array) -> Array:
     return jnp.sum(jnp.where(p > 0, p * (log_p - log_q), 0.0))
 
 
-def boltzmann_kl(q: Array, *, temperature, log_prior: Array | None = None) -> Array:
+def boltzmann_kl(q: Array, *, temperature: Scalar, log_prior: Array | None = None) -> Array:
     r"""KL of a score vector's Boltzmann policy to the prior, KL(s) of [E9].
 
     $$\mathrm{KL}[\pi^B_q\|\bar\pi] = \frac{\mathbb{E}_{\pi^B_q}[q] - v_q}{\tau}.$$
@@ -127,7 +128,7 @@ def boltzmann_kl(q: Array, *, temperature, log_prior: Array | None = None) -> Ar
     Returns:
       `[]` the KL divergence (≥ 0 for a normalised prior).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import boltzmann_kl
       >>> print(round(float(boltzmann_kl(jnp.zeros(3), temperature=0.5)), 6))
@@ -149,7 +150,7 @@ def policy_kl(logits: Array, log_prior: Array | None = None) -> Array:
     Returns:
       `[]` KL[softmax(logits) ‖ π̄].
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from softeq.core import policy_kl
       >>> print(round(float(policy_kl(jnp.zeros(4), log_prior=jnp.zeros(4))), 4))  # −H = −log 4
@@ -160,7 +161,7 @@ def policy_kl(logits: Array, log_prior: Array | None = None) -> Array:
     return kl_divergence(jax.nn.log_softmax(logits), log_prior)
 
 
-def scale_gradient(x: Array, scale) -> Array:
+def scale_gradient(x: Array, scale: Scalar) -> Array:
     r"""Identity in the forward pass; multiplies the gradient flowing into `x` by `scale`.
 
     $$f(x) = x,\qquad \partial f/\partial x = \text{scale}.$$
@@ -175,7 +176,7 @@ def scale_gradient(x: Array, scale) -> Array:
     Returns:
       `x`, with its gradient scaled.
 
-    Example:
+    Examples:
       >>> import jax
       >>> from softeq.core import scale_gradient
       >>> print(float(jax.grad(lambda x: scale_gradient(x, 3.0) ** 2)(1.0)))
