@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint properties unit docs docs-serve bench clean
+.PHONY: demo test lint properties unit docs docs-serve docs-test browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,17 +16,38 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/softeq demo
 
-test: lint unit properties
+test: lint unit properties docs-test
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 tests core --doctest-modules
+	$(BIN)/python -m pytest -q -n 2 tests core --doctest-modules --ignore=tests/docs
 
 properties: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 properties --hypothesis-profile=ci
+
+# The docs' browser check drives Debian's headless Chromium; install it when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The docs browser check needs Chromium: install Debian's 'chromium' package."; exit 1; \
+	  fi; }
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
+
+docs-test: $(STAMP) browser
+	$(BIN)/python -m pytest -q -n 2 tests/docs
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) build dist site
