@@ -167,12 +167,12 @@ _CONFIGS = {"a2c": A2CConfig, "soft-q": SoftQConfig, "dqn": DQNConfig}
 # same hyperparameters, as §6.3 requires) reach a mean return >= 475 quickly.
 _CONTROL_ACTOR_CRITIC = dict(
     num_steps=8,
-    learning_rate=2e-3,
+    learning_rate=5e-3,
     optimizer="adam",
     max_grad_norm=0.5,
     temperature=0.01,
     value_weight=0.5,
-    discount=0.99,
+    discount=0.98,
 )
 _CONTROL_DQN = dict(
     learning_rate=1e-3,
@@ -180,13 +180,13 @@ _CONTROL_DQN = dict(
     replay_capacity=50_000,
     batch_size=64,
     learning_starts=1_000,
-    train_every=1,
+    train_every=2,
     target_update_every=250,
     epsilon_decay_steps=10_000,
     epsilon_end=0.02,
 )
 # Number of parallel environments the defaults were tuned for.
-_CONTROL_NUM_ENVS = {"a2c": 16, "soft-q": 16, "dqn": 4}
+_CONTROL_NUM_ENVS = {"a2c": 32, "soft-q": 32, "dqn": 4}
 _ATARI_NUM_ENVS = {"a2c": 16, "soft-q": 16, "dqn": 8}
 
 
