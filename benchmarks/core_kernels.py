@@ -10,6 +10,20 @@ Three pairs, each vmapped over a batch of B trajectories of length T:
 - one-step Q loss: `softeq.core.soft_q_learning` (log-sum-exp bootstrap)
   against `rlax.q_learning` (max bootstrap) on the same shapes — not the same
   computation, listed to show what the soft value costs.
+
+Two benchmark-only variants of the n-step targets (not in `softeq.core`) are
+listed next to them, to tell the cost of `vmap` from the cost of the
+summation itself:
+
+- "per-trajectory sum, vmapped": the λ = 1 backward sum
+  y ← r + γ·y written for one `[T]` trajectory and vmapped like the others;
+- "batch-native [T, B]": the same sum on time-major `[T, B]` arrays in one
+  pass (the `[B, T]` inputs are transposed inside the timed function).
+
+Both are checked against rlax (values and gradients) before they are timed.
+`rlax.n_step_bootstrapped_returns` handles a general λ, computing
+r + γ((1 − λ)v + λy) with λ = 1, so its gradient also flows through the
+0·v terms; the variants show what that costs.
 """
 
 from __future__ import annotations
@@ -40,6 +54,62 @@ def _inputs(batch: int, steps: int, seed: int = 0):
         "a": jnp.asarray(rng.integers(0, NUM_ACTIONS, size=(batch, steps)).astype(np.int32)),
         "adv": jnp.asarray(rng.normal(size=(batch, steps)).astype(f32)),
     }
+
+
+def n_step_sum_one(r_t, discount_t, v_t, n: int):
+    """λ = 1 n-step bootstrapped returns of one trajectory, `[T]` → `[T]` (rlax alignment)."""
+    steps = r_t.shape[0]
+    pad = n - 1
+    boot = jnp.concatenate([v_t, jnp.broadcast_to(v_t[-1:], (pad,))])
+    r = jnp.concatenate([r_t, jnp.zeros((pad,), r_t.dtype)])
+    d = jnp.concatenate([discount_t, jnp.ones((pad,), r_t.dtype)])
+    y = boot[n - 1 : n - 1 + steps]
+    for i in reversed(range(n)):
+        y = r[i : i + steps] + d[i : i + steps] * y
+    return y
+
+
+def n_step_sum_time_major(r_t, discount_t, v_t, n: int):
+    """λ = 1 n-step bootstrapped returns of a batch, time-major `[T, B]` → `[T, B]`."""
+    steps, batch = r_t.shape
+    pad = n - 1
+    boot = jnp.concatenate([v_t, jnp.broadcast_to(v_t[-1:], (pad, batch))])
+    r = jnp.concatenate([r_t, jnp.zeros((pad, batch), r_t.dtype)])
+    d = jnp.concatenate([discount_t, jnp.ones((pad, batch), r_t.dtype)])
+    y = boot[n - 1 : n - 1 + steps]
+    for i in reversed(range(n)):
+        y = r[i : i + steps] + d[i : i + steps] * y
+    return y
+
+
+def _variant_pairs():
+    """(name, variant, rlax reference, argument key, same computation) of the n-step variants."""
+
+    def rlax_targets(v, x):
+        y = jax.vmap(lambda r, d, v: rlax.n_step_bootstrapped_returns(r, d, v, N_STEP))(
+            x["r"], x["d"], v
+        )
+        return jnp.mean(y)
+
+    def vmapped_sum(v, x):
+        y = jax.vmap(lambda r, d, v: n_step_sum_one(r, d, v, N_STEP))(x["r"], x["d"], v)
+        return jnp.mean(y)
+
+    def time_major_sum(v, x):
+        return jnp.mean(n_step_sum_time_major(x["r"].T, x["d"].T, v.T, N_STEP))
+
+    grad = lambda f: jax.jit(jax.value_and_grad(f))  # noqa: E731
+    return [
+        ("n-step targets: per-trajectory sum, vmapped", grad(vmapped_sum), grad(rlax_targets)),
+        ("n-step targets: batch-native [T, B]", grad(time_major_sum), grad(rlax_targets)),
+    ]
+
+
+def _check_same(ours, theirs, arg, x) -> None:
+    """The variant and rlax agree on the value and the gradient (float32 round-off)."""
+    (value_a, grad_a), (value_b, grad_b) = ours(arg, x), theirs(arg, x)
+    np.testing.assert_allclose(float(value_a), float(value_b), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(grad_a), np.asarray(grad_b), rtol=1e-5, atol=1e-9)
 
 
 def _pairs():
@@ -94,13 +164,24 @@ def _pairs():
     ]
 
 
-def run(*, batches=(32, 256, 4096), lengths=(5, 128), repeats: int = 30) -> tuple[str, list]:
-    """Returns the markdown section and the raw rows."""
+def run(
+    *, batches=(32, 256, 4096), lengths=(5, 128), repeats: int = 30, variants: bool = True
+) -> tuple[str, list]:
+    """Returns the markdown section and the raw rows.
+
+    `variants` adds the two benchmark-only n-step formulations (see the module
+    docstring) after the three softeq/rlax pairs of every (B, T).
+    """
     rows = []
     for batch in batches:
         for steps in lengths:
             x = _inputs(batch, steps)
-            for name, ours, theirs, key, same in _pairs():
+            pairs = _pairs()
+            if variants:
+                for name, ours, theirs in _variant_pairs():
+                    _check_same(ours, theirs, x["v"], x)
+                    pairs.append((name, ours, theirs, "v", True))
+            for name, ours, theirs, key, same in pairs:
                 arg = x[key]
                 samples = time_interleaved(
                     {
@@ -133,6 +214,8 @@ def run(*, batches=(32, 256, 4096), lengths=(5, 128), repeats: int = 30) -> tupl
     text = (
         "## Core kernels against rlax (jitted loss + gradient, float32)\n\n"
         f"Median µs per call over {repeats} interleaved samples of 5 calls; A = {NUM_ACTIONS}, "
-        f"n = {N_STEP}, τ = {TEMPERATURE}.\n\n" + markdown_table(header, rows) + "\n"
+        f"n = {N_STEP}, τ = {TEMPERATURE}. Rows named 'n-step targets: …' are benchmark-only "
+        "formulations of the same targets (not softeq code), in the softeq column, against "
+        "rlax.\n\n" + markdown_table(header, rows) + "\n"
     )
     return text, rows

@@ -63,10 +63,24 @@ def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
-def spread(xs: Sequence[float]) -> str:
-    """Inter-quartile range as 'p25–p75'."""
-    q = statistics.quantiles(xs, n=4)
-    return f"{q[0] * 1e6:.0f}–{q[2] * 1e6:.0f}"
+def spread(xs: Sequence[float], *, scale: float = 1e6, digits: int = 0) -> str:
+    """Inter-quartile range as 'p25–p75', in units of 1/`scale` (default µs for seconds).
+
+    With a single sample both ends are that sample.
+    """
+    if len(xs) < 2:
+        lo = hi = xs[0]
+    else:
+        q = statistics.quantiles(xs, n=4)
+        lo, hi = q[0], q[2]
+    return f"{lo * scale:.{digits}f}–{hi * scale:.{digits}f}"
+
+
+def ratio_samples(num: Sequence[float], den: Sequence[float]) -> list[float]:
+    """Per-round ratios of two interleaved sample lists (same length)."""
+    if len(num) != len(den):
+        raise ValueError(f"sample lists differ in length: {len(num)} and {len(den)}")
+    return [a / b for a, b in zip(num, den, strict=True)]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
