@@ -356,8 +356,8 @@ def write_summary(compare_dir: str | os.PathLike) -> list[Path]:
         lines.append(
             f"| {r['algorithm']} | {r['seeds']} | {_fmt(r['final_return_mean'])} ± "
             f"{_fmt(r['final_return_std'])} | {_fmt(r['final_eval_mean'])} ± "
-            f"{_fmt(r['final_eval_std'])} | {_fmt(r['cosine_mean'], 3)} | "
-            f"{_fmt(r['cosine_median'], 3)} | {_fmt(r['cosine_p10'], 3)} |"
+            f"{_fmt(r['final_eval_std'])} | {_fmt(r['cosine_mean'], 4)} | "
+            f"{_fmt(r['cosine_median'], 4)} | {_fmt(r['cosine_p10'], 4)} |"
         )
     lines += ["", "![learning curves](learning_curves.png)", ""]
     if (base / "grad_cosine.png").exists():
@@ -375,8 +375,8 @@ def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
         fr = f"{_fmt(r['final_return_mean'])} ± {_fmt(r['final_return_std'])}"
         fe = f"{_fmt(r['final_eval_mean'])} ± {_fmt(r['final_eval_std'])}"
         lines.append(
-            f"{r['algorithm']:<24} {fr:>16} {fe:>16} {_fmt(r['cosine_mean'], 3):>9} "
-            f"{_fmt(r['cosine_p10'], 3):>7}"
+            f"{r['algorithm']:<24} {fr:>16} {fe:>16} {_fmt(r['cosine_mean'], 4):>9} "
+            f"{_fmt(r['cosine_p10'], 4):>7}"
         )
     return "\n".join(lines)
 

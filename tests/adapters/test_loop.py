@@ -181,6 +181,56 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_identical_parameters(tmp_p
     _assert_same_run(tmp_path / "ref", victim_dir)
 
 
+def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [
+        "train",
+        "--algo",
+        "a2c",
+        "--num-envs",
+        "4",
+        "--total-steps",
+        "200000",
+        "--checkpoint-every",
+        "100000",
+        "--eval-every",
+        "0",
+        "--eval-episodes",
+        "0",
+        "--no-progress",
+        "--run-dir",
+        str(run_dir),
+    ]
+    proc = subprocess.Popen(
+        [SOFTEQ, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        # Wait until training is under way (the first learner rows are on disk).
+        while (
+            not (run_dir / "metrics.csv").exists()
+            or "learner/" not in (run_dir / "metrics.csv").read_text()
+        ):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in err and "Traceback" not in err
+    saved = ck.list_checkpoints(run_dir / "checkpoints")
+    assert len(saved) == 1 and 0 < saved[0][0] < 100_000
+    payload = ck.read_checkpoint(saved[0][1])
+    assert payload["loop"]["env_steps"] == saved[0][0]
+
+
 class _NaNAfter:
     """Wraps an agent: from update `k` on, the reported loss is NaN (a diverging learner)."""
 
