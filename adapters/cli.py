@@ -248,7 +248,7 @@ def _prepare_run_dir(run: RunConfig, algo_config: Any, *, resume: bool, force: b
     diffs = config_differences(
         saved, configs_to_dict(run, algo_config), ignore={"run_dir", "progress", "video"}
     )
-    what = "a different run (" + ", ".join(diffs) + ")" if diffs else "this run already"
+    what = "a different run (" + ", ".join(diffs) + ")" if diffs else "this run"
     raise ConfigError(
         "--run-dir",
         str(path),
@@ -393,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="STEPS",
-        help="stop with a checkpoint after this many env steps (continue with --resume)",
+        help="stop with a checkpoint after this many env steps (at the end of the rollout "
+        "in progress; continue with --resume)",
     )
     _add_algo_flags(p)
     p.set_defaults(func=cmd_train)

@@ -456,7 +456,8 @@ def train(
       algo_config: the algorithm's frozen config.
       resume: continue from the newest good checkpoint in `run.run_dir`.
       stop_after_steps: stop (with a checkpoint) once this many env steps are done
-        in total, as if preempted; `resume=True` continues the run later.
+        in total, as if preempted — for on-policy learners at the end of the rollout
+        in progress; `resume=True` continues the run later.
       agent_wrapper: optional function applied to the agent after construction
         (tests use it to inject faults).
       out: where status lines go.
@@ -610,8 +611,6 @@ def train(
         warm_steps: int | None = None  # env steps when the first update had finished
         warm_time = 0.0
         side_time = 0.0  # evaluation and checkpointing after warm-up
-        stop_at = run.total_steps if stop_after_steps is None else stop_after_steps
-        stop_at = min(stop_at, run.total_steps)
         align = run.algo in ON_POLICY
         next_ckpt = (env_steps // run.checkpoint_every + 1) * run.checkpoint_every
         eval_every = run.eval_every if run.eval_every > 0 else None
@@ -619,7 +618,7 @@ def train(
         pending_ckpt = False
 
         with _StopFlag() as stop:
-            while env_steps < stop_at:
+            while env_steps < run.total_steps:
                 actions, state = agent.act(state, obs)
                 step = env.step(np.asarray(actions))
                 state, metrics = agent.observe(state, obs, actions, step)
@@ -665,7 +664,10 @@ def train(
                 bar.update(min(env_steps, run.total_steps) - bar.n)
                 logger.maybe_flush()
 
-                if stop.signal is not None:
+                # Early stops wait for the end of a rollout (on-policy learners), so that
+                # a checkpoint never holds half a rollout.
+                at_boundary = not align or metrics is not None
+                if stop.signal is not None and at_boundary:
                     last_ckpt = save_checkpoint()
                     bar.close()
                     logger.close()
@@ -673,6 +675,8 @@ def train(
                         f"stopped by signal {stop.signal} at env step {env_steps}; checkpoint "
                         f"{last_ckpt}; continue with --resume"
                     )
+                if stop_after_steps is not None and env_steps >= stop_after_steps and at_boundary:
+                    break
 
         finished = env_steps >= run.total_steps
         if finished:  # an early stop keeps the pending averages in the checkpoint
