@@ -205,7 +205,8 @@ def make_configs(
     except TypeError as exc:
         raise ConfigError("run", run_overrides, str(exc)) from None
     algo_config = build_algo_config(algo, env_id, algo_overrides)
-    check_batch_compatibility(resolve_num_envs(run, algo_config), algo, algo_config)
+    run = run.replace(num_envs=resolve_num_envs(run, algo_config))
+    check_batch_compatibility(run.num_envs, algo, algo_config)
     return run, algo_config
 
 

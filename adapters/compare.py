@@ -200,7 +200,8 @@ def run_compare(
         for seed in seeds:
             rel = os.path.join("runs", spec.folder, f"seed{seed}")
             run = RunConfig(**run_overrides, algo=spec.algo, seed=seed, run_dir=str(base / rel))
-            check_batch_compatibility(resolve_num_envs(run, algo_config), spec.algo, algo_config)
+            run = run.replace(num_envs=resolve_num_envs(run, algo_config))
+            check_batch_compatibility(run.num_envs, spec.algo, algo_config)
             runs.append(rel)
             tasks.append(
                 {

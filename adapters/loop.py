@@ -476,6 +476,7 @@ def train(
     call_start = time.perf_counter()
     run_dir = Path(run.run_dir)
     num_envs = resolve_num_envs(run, algo_config)
+    run = run.replace(num_envs=num_envs)  # the saved config names the actual number
     manager = ckpt_lib.CheckpointManager(checkpoint_dir(run_dir), keep=run.keep_checkpoints)
 
     loaded = None
@@ -487,7 +488,6 @@ def train(
         raise RuntimeError(VIDEO_MISSING_MESSAGE)
 
     out(format_configs(run, algo_config))
-    out(f"  {'(resolved) num_envs':<18} {num_envs}")
     save_run_configs(run_dir, run, algo_config)
 
     env = make_vector_env(run.env_id, num_envs=num_envs, seed=run.seed, backend=run.backend)
@@ -509,6 +509,11 @@ def train(
                 raise ckpt_lib.CheckpointError(
                     f"{path} belongs to algo={payload.get('algo')!r} env={payload.get('env_id')!r}"
                     f", not algo={run.algo!r} env={run.env_id!r}"
+                )
+            if int(payload["num_envs"]) != num_envs:
+                raise ckpt_lib.CheckpointError(
+                    f"{path} was written with {payload['num_envs']} envs but this run uses "
+                    f"{num_envs}; resume with --num-envs {payload['num_envs']}"
                 )
             state = ckpt_lib.restore_like(state, payload["agent_state"])
             loop = payload["loop"]
