@@ -45,7 +45,15 @@ EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
 #: Files and folders a run writes; `--force` removes exactly these.
-RUN_ARTIFACTS = ("config.json", "metrics.csv", "checkpoints", "tb", "videos", "train.log")
+RUN_ARTIFACTS = (
+    "config.json",
+    "metrics.csv",
+    "checkpoints",
+    "tb",
+    "videos",
+    "train.log",
+    "training.png",
+)
 
 
 class UsageError(Exception):

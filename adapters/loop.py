@@ -571,8 +571,12 @@ def train(
         def run_eval() -> dict[str, float]:
             nonlocal eval_env
             if eval_env is None:
+                # One env per evaluation episode (at most as many as for training).
                 eval_env = make_vector_env(
-                    run.env_id, num_envs=num_envs, seed=run.seed + 1, backend=run.backend
+                    run.env_id,
+                    num_envs=min(num_envs, run.eval_episodes),
+                    seed=run.seed + 1,
+                    backend=run.backend,
                 )
             index = env_steps // max(run.eval_every, 1)
             result = evaluate_agent(
@@ -590,7 +594,7 @@ def train(
                     agent,
                     state,
                     env_id=run.env_id,
-                    num_envs=num_envs,
+                    num_envs=1,
                     seed=run.seed + 2,
                     path=run_dir / VIDEO_DIRNAME / f"eval-{env_steps:012d}.mp4",
                     backend=run.backend,

@@ -95,7 +95,7 @@ class RunConfig:
     seed: int = 0
     num_envs: int = 0
     total_steps: int = 100_000
-    eval_every: int = 10_000
+    eval_every: int = 25_000
     eval_episodes: int = 5
     checkpoint_every: int = 10_000
     keep_checkpoints: int = 3
