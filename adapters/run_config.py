@@ -430,7 +430,7 @@ def config_dicts_to_objects(data: Mapping[str, Any]) -> tuple[RunConfig, Any]:
 def config_differences(
     saved: Mapping[str, Any], current: Mapping[str, Any], *, ignore: Sequence[str] = ()
 ) -> list[str]:
-    """Names (`run.x` / `algo.y`) whose values differ between two config dicts."""
+    """The fields whose values differ, as `run.x saved A, now B` / `algo.y ...` strings."""
     diffs = []
     for section in ("run", "algo"):
         a, b = saved.get(section, {}), current.get(section, {})
@@ -438,5 +438,5 @@ def config_differences(
             if section == "run" and key in ignore:
                 continue
             if a.get(key) != b.get(key):
-                diffs.append(f"{section}.{key}")
+                diffs.append(f"{section}.{key} saved {a.get(key)!r}, now {b.get(key)!r}")
     return diffs

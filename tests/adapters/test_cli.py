@@ -94,7 +94,10 @@ def test_a_folder_holding_a_run_is_not_reused_without_resume_or_force(tmp_path, 
     assert "--run-dir" in line and "already holds this run" in line
     assert "--resume" in line and "--force" in line
     assert cli.main([a if a != "0.02" else "0.05" for a in args]) == cli.EXIT_USAGE
-    assert "already holds a different run (algo.temperature)" in capsys.readouterr().err
+    assert (
+        "already holds a different run (algo.temperature saved 0.02, now 0.05)"
+        in capsys.readouterr().err
+    )
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("not a run")
     assert cli.main(["train", "--run-dir", str(tmp_path / "other")]) == cli.EXIT_USAGE
