@@ -249,18 +249,33 @@ def run_compare(
             f"{r['recent_return']:.1f}{ev_text} ({r['seconds']:.0f} s, {r['sps']:,.0f} steps/s)"
         )
 
+    def failed(task: dict[str, Any], exc: BaseException) -> BaseException:
+        where = f"run {task['label']} seed {task['run']['seed']} ({task['run']['run_dir']})"
+        try:
+            return type(exc)(f"{where}: {exc}")
+        except Exception:
+            return RuntimeError(f"{where}: {type(exc).__name__}: {exc}")
+
     if workers == 1:
         for task in tasks:
-            report(_train_one(task))
+            try:
+                result = _train_one(task)
+            except Exception as exc:
+                raise failed(task, exc) from exc
+            report(result)
     else:
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(
             max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init
         ) as pool:
-            futures = [pool.submit(_train_one, t) for t in tasks]
+            futures = {pool.submit(_train_one, t): t for t in tasks}
             try:
                 for fut in cf.as_completed(futures):
-                    report(fut.result())
+                    try:
+                        result = fut.result()
+                    except Exception as exc:
+                        raise failed(futures[fut], exc) from exc
+                    report(result)
             except BaseException:
                 for f in futures:
                     f.cancel()

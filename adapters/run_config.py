@@ -297,7 +297,8 @@ def check_env(env_id: str) -> None:
         raise ConfigError(
             "--env",
             env_id,
-            "allowed: CartPole-v1, Acrobot-v1 or ALE/<Game>-v5 (e.g. ALE/Pong-v5)",
+            "allowed: CartPole-v1, Acrobot-v1 or ALE/<Game>-v5 for a game that ale-py "
+            "registers (e.g. ALE/Pong-v5)",
         )
 
 
