@@ -290,7 +290,8 @@ def check_soft_n_step_targets(
     Args:
       targets_fn: a function with the signature of
         `softeq.core.soft_n_step_targets`: `(r_t, discount_t, v_t, kl_t, *,
-        temperature, n) -> [T]`.
+        temperature, n) -> [T]`. It is jitted with `n` static and
+        `temperature` traced.
       max_examples: number of hypothesis examples.
       tolerance: allowed absolute difference per target relative to the
         largest input magnitude (inputs lie in [−3, 3]).
@@ -300,6 +301,8 @@ def check_soft_n_step_targets(
     Raises:
       AssertionError: with the shrunk counterexample, when a target differs.
     """
+
+    jitted_targets = jax.jit(targets_fn, static_argnames=("n",))
 
     @_checker_settings(max_examples, derandomize)
     @given(
@@ -312,13 +315,8 @@ def check_soft_n_step_targets(
             stream.r_t, stream.discount_t, stream.v_t, stream.kl_t, temperature=temperature, n=n
         )
         got = np.asarray(
-            targets_fn(
-                jnp.asarray(stream.r_t),
-                jnp.asarray(stream.discount_t),
-                jnp.asarray(stream.v_t),
-                jnp.asarray(stream.kl_t),
-                temperature=temperature,
-                n=n,
+            jitted_targets(
+                stream.r_t, stream.discount_t, stream.v_t, stream.kl_t, temperature=temperature, n=n
             )
         )
         scale = 1.0 + max(np.max(np.abs(expected)), temperature)

@@ -14,7 +14,6 @@ MDP arguments are duck-typed: any object with `transitions [S, A, S]`,
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -222,23 +221,30 @@ class Paths(NamedTuple):
 
 
 def enumerate_paths(mdp: Any, policy, *, horizon: int) -> Paths:
-    """Every trajectory (s_0, a_0, …, s_H) with positive probability, by depth-first listing."""
+    """Every trajectory (s_0, a_0, …, s_H) with positive probability.
+
+    Built forward one step at a time: each partial path is extended by every
+    action and next state, and its probability multiplied by π(a|s)·P(s'|s, a).
+    """
     policy = _f64(policy)
     transitions, mu = _f64(mdp.transitions), _f64(mdp.initial_distribution)
     num_states, num_actions = policy.shape
-    states, actions, probabilities = [], [], []
-    for s0 in range(num_states):
-        for steps in itertools.product(range(num_actions), range(num_states), repeat=horizon):
-            path_actions, path_states = steps[0::2], (s0, *steps[1::2])
-            p = mu[s0]
-            for t in range(horizon):
-                s, a, s_next = path_states[t], path_actions[t], path_states[t + 1]
-                p *= policy[s, a] * transitions[s, a, s_next]
-            if p > 0:
-                states.append(path_states)
-                actions.append(path_actions)
-                probabilities.append(p)
-    return Paths(np.array(states), np.array(actions), np.array(probabilities))
+    states = np.arange(num_states)[:, None]
+    actions = np.zeros((num_states, 0), dtype=int)
+    probabilities = mu.copy()
+    for _ in range(horizon):
+        last = states[:, -1]
+        # every (path, action, next state) triple, flattened path-major
+        step = probabilities[:, None, None] * policy[last][:, :, None] * transitions[last]
+        count = len(probabilities)
+        path_index = np.repeat(np.arange(count), num_actions * num_states)
+        action = np.tile(np.repeat(np.arange(num_actions), num_states), count)
+        next_state = np.tile(np.arange(num_states), count * num_actions)
+        states = np.concatenate([states[path_index], next_state[:, None]], axis=1)
+        actions = np.concatenate([actions[path_index], action[:, None]], axis=1)
+        probabilities = step.reshape(-1)
+    keep = probabilities > 0
+    return Paths(states[keep], actions[keep], probabilities[keep])
 
 
 def finite_difference_gradient(

@@ -98,13 +98,14 @@ def _missing_future_kl_term(theta, mdp, tau, log_prior):
     kls = oracles.policy_kls(policy, log_prior)
     paths = oracles.enumerate_paths(mdp, policy, horizon=HORIZON)
     total = np.zeros_like(theta)
-    for states, actions, p in zip(paths.states, paths.actions, paths.probabilities, strict=True):
-        for t in range(HORIZON):
-            future_kl = sum(kls[states[u]] for u in range(t + 1, HORIZON))
-            score = np.zeros_like(theta)  # ∇_θ log π(a|s) = e_{s,a} − π(·|s) in row s
-            score[states[t]] = -policy[states[t]]
-            score[states[t], actions[t]] += 1.0
-            total += p * score * future_kl
+    for t in range(HORIZON):
+        s_t, a_t = paths.states[:, t], paths.actions[:, t]
+        # Σ_{t'>t} KL(s_{t'}) over the states visited after step t, up to the horizon
+        future_kl = kls[paths.states[:, t + 1 : HORIZON]].sum(axis=1)
+        weight = paths.probabilities * future_kl
+        # ∇_θ log π(a|s) = e_{s,a} − π(·|s) in row s
+        np.add.at(total, (s_t, a_t), weight)
+        np.add.at(total, s_t, -weight[:, None] * policy[s_t])
     return tau * total
 
 
