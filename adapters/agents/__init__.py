@@ -35,7 +35,7 @@ from softeq.adapters.agents.config import (
     default_config,
     default_num_envs,
 )
-from softeq.adapters.agents.dqn import DQNAgent, DQNLearnerState, DQNState
+from softeq.adapters.agents.dqn import DQNAgent, DQNLearnerState, DQNState, dqn_loss, dqn_targets
 
 TORSOS = ("nature", "mlp")
 
@@ -57,6 +57,8 @@ __all__ = [
     "config_for",
     "default_config",
     "default_num_envs",
+    "dqn_loss",
+    "dqn_targets",
     "make_agent",
     "soft_q_batch_loss",
 ]

@@ -177,7 +177,7 @@ def actor_critic_gradients(apply, params, rollout: Rollout, *, algo: str, config
         loss=sq_value,
         soft_q_loss=sq_value,
         grad_cosine=common.cosine(grads, a2c_grads),
-        a2c_grad_norm=optax.global_norm(a2c_grads),
+        a2c_grad_norm=optax.tree.norm(a2c_grads),
     )
     return grads, metrics
 
@@ -191,7 +191,7 @@ def make_learner_update(apply, optimizer: optax.GradientTransformation, *, algo:
         )
         updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
         params = optax.apply_updates(learner.params, updates)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return LearnerState(params, opt_state), metrics
 
     return learner_update
@@ -261,7 +261,7 @@ class ActorCriticAgent:
             first_obs, shape=self.observation_shape, num_envs=self.num_envs, name="first_obs"
         )
         key, init_key = jax.random.split(common.new_key(seed))
-        params = self.network.init(init_key, jnp.asarray(first_obs))
+        params = jax.jit(self.network.init)(init_key, jnp.asarray(first_obs))
         learner = parallel.put_replicated(
             LearnerState(params, self.optimizer.init(params)), self.mesh
         )

@@ -63,8 +63,32 @@ def linear_epsilon(step: int, *, start: float, end: float, decay_steps: int) -> 
     return start + fraction * (end - start)
 
 
+def dqn_targets(target_params, batch: replay.NStepBatch, *, apply, config: DQNConfig):
+    """n-step targets `[B]` of the sampled windows from the target network (no gradient).
+
+    y = `softeq.core.soft_dqn_targets` of the window's rewards, discounts
+    γ·(1 − done) and target rows Q̄(s_{i+1}, ·) … Q̄(s_{i+n}, ·), at its first index.
+
+    Args:
+      target_params: target network parameters.
+      batch: `NStepBatch` with rewards/dones `[B, n]` and next_obs `[B, n, …]`.
+      apply: the Q-network's `apply(params, obs) -> q [B, A]`.
+      config: target mode, temperature and discount.
+    """
+    size, n = batch.rewards.shape
+    next_obs = batch.next_obs.reshape((size * n, *batch.next_obs.shape[2:]))
+    q_next = apply(target_params, next_obs)
+    q_next = q_next.reshape((size, n, q_next.shape[-1]))
+    discounts = config.discount * (1.0 - batch.dones)
+
+    def target(r, d, qn):
+        return soft_dqn_targets(r, d, qn, mode=config.target, temperature=config.temperature, n=n)
+
+    return jax.vmap(target)(batch.rewards, discounts, q_next)[:, 0]
+
+
 def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: DQNConfig):
-    """Mean Huber loss between Q(s_i, a_i) and the n-step (soft) DQN targets.
+    """Mean Huber loss between Q(s_i, a_i) and the targets of `dqn_targets`.
 
     Args:
       params, target_params: online and target network parameters.
@@ -77,15 +101,7 @@ def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: 
       `(loss [], metrics dict)`.
     """
     q = apply(params, batch.obs)
-    size, n = batch.rewards.shape
-    next_obs = batch.next_obs.reshape((size * n, *batch.next_obs.shape[2:]))
-    q_next = apply(target_params, next_obs).reshape((size, n, q.shape[-1]))
-    discounts = config.discount * (1.0 - batch.dones)
-
-    def target(r, d, qn):
-        return soft_dqn_targets(r, d, qn, mode=config.target, temperature=config.temperature, n=n)
-
-    targets = jax.vmap(target)(batch.rewards, discounts, q_next)[:, 0]
+    targets = dqn_targets(target_params, batch, apply=apply, config=config)
     q_taken = jnp.take_along_axis(q, batch.actions[:, None], axis=-1)[:, 0]
     loss = jnp.mean(optax.losses.huber_loss(q_taken, targets, delta=config.huber_delta))
     metrics = {
@@ -110,7 +126,7 @@ def make_learner_update(apply, optimizer: optax.GradientTransformation, *, confi
         target_params = optax.periodic_update(
             params, learner.target_params, count, config.target_update_every
         )
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return DQNLearnerState(params, target_params, opt_state, count), metrics
 
     return learner_update
@@ -190,7 +206,7 @@ class DQNAgent:
             first_obs, shape=self.observation_shape, num_envs=self.num_envs, name="first_obs"
         )
         key, init_key = jax.random.split(common.new_key(seed))
-        params = self.network.init(init_key, jnp.asarray(first_obs))
+        params = jax.jit(self.network.init)(init_key, jnp.asarray(first_obs))
         target = jax.tree.map(jnp.copy, params)
         learner = DQNLearnerState(
             params, target, self.optimizer.init(params), jnp.zeros((), jnp.int32)
