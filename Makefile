@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint properties unit docs docs-serve docs-test browser bench clean
+.PHONY: demo test lint properties unit docs docs-serve docs-test browser bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 tests core --doctest-modules --ignore=tests/docs
+	$(BIN)/python -m pytest -q -n 2 tests core --doctest-modules --ignore=tests/docs --ignore=tests/soak
 
 properties: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 properties --hypothesis-profile=ci
@@ -45,6 +45,10 @@ docs-serve: $(STAMP)
 
 docs-test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 tests/docs
+
+# Long-run stability: trains for SOFTEQ_SOAK_SECONDS (default 120) and checks memory stays flat.
+soak: $(STAMP)
+	$(BIN)/python -m pytest -q -s tests/soak -m soak
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -80,7 +80,10 @@ def render(markdown: str, root: Path) -> str:
         if rows:
             lines = ["| Property file | What it states | Labels cited |", "|---|---|---|"]
             for path, summary, labels in rows:
-                ordered = sorted(labels, key=lambda x: (x == "DQN", int(x[1:]) if x[1:] else 0))
+                ordered = sorted(
+                    labels,
+                    key=lambda x: (not x[1:].isdigit(), int(x[1:]) if x[1:].isdigit() else 0, x),
+                )
                 cited = ", ".join(f"[{x}](#{x.lower()})" for x in ordered) or "—"
                 lines.append(f"| `{path}` | {_escape_cell(summary)} | {cited} |")
             table = "\n".join(lines)
