@@ -75,7 +75,7 @@ def soft_q_only_update(agent):
         value, grads = jax.value_and_grad(loss)(learner.params)
         updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
         params = optax.apply_updates(learner.params, updates)
-        metrics = {"loss": value, "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": value, "grad_norm": optax.tree.norm(grads)}
         return LearnerState(params, opt_state), metrics
 
     return parallel.data_parallel_update(update, agent.mesh, batch_axis=0)
