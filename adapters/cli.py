@@ -229,6 +229,15 @@ def _prepare_run_dir(run: RunConfig, algo_config: Any, *, resume: bool, force: b
     if path.exists() and not path.is_dir():
         raise ConfigError("--run-dir", str(path), "exists and is not a folder")
     if saved is None:
+        if resume:
+            # A folder with config.json but no checkpoint yet (killed before the first
+            # one) is resumable: train() then starts from scratch.
+            raise ConfigError(
+                "--resume",
+                str(path),
+                f"holds no softeq run to continue (no {CONFIG_FILENAME}); drop --resume to "
+                f"start a new run",
+            )
         if path.is_dir() and any(path.iterdir()) and not force:
             raise ConfigError(
                 "--run-dir",

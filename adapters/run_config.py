@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_FILENAME = "config.json"
+#: Environment backends of `softeq.adapters.envs.make_vector_env`.
+BACKENDS = ("auto", "ale", "gymnasium")
 CONFIG_FORMAT_VERSION = 1
 
 #: Allowed values for string-valued algorithm fields whose config dataclass does not
@@ -139,7 +141,7 @@ def validate_run_config(config: RunConfig) -> None:
         ("keep_checkpoints", config.keep_checkpoints, config.keep_checkpoints >= 1, ">= 1"),
         ("log_every", config.log_every, config.log_every >= 1, "allowed: >= 1"),
         ("torso", config.torso, config.torso in ("auto", "nature", "mlp"), "auto|nature|mlp"),
-        ("backend", config.backend, bool(config.backend), "must be a non-empty backend name"),
+        ("backend", config.backend, config.backend in BACKENDS, "allowed: " + "|".join(BACKENDS)),
     ]
     for name, value, ok, allowed in checks:
         if not ok:

@@ -98,6 +98,11 @@ def test_a_folder_holding_a_run_is_not_reused_without_resume_or_force(tmp_path, 
         "already holds a different run (algo.temperature saved 0.02, now 0.05)"
         in capsys.readouterr().err
     )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["train", "--resume", "--run-dir", str(empty)]) == cli.EXIT_USAGE
+    assert "holds no softeq run to continue" in capsys.readouterr().err
+    assert not (empty / "config.json").exists()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("not a run")
     assert cli.main(["train", "--run-dir", str(tmp_path / "other")]) == cli.EXIT_USAGE
@@ -117,6 +122,7 @@ BAD_ARGS = [
     (["train", "--learning-rate", "fast"], "--learning-rate", "'fast'", "number"),
     (["train", "--algo", "dqn", "--n-step", "0"], "--n-step", "0", ">= 1"),
     (["train", "--resume"], "--resume", "True", "--run-dir"),
+    (["train", "--backend", "vulkan"], "--backend", "'vulkan'", "auto|ale|gymnasium"),
     (["compare", "--algos", "a2c:entropy=wild"], "--algos", "a2c:entropy=wild", "naive|proper"),
     (["compare", "--algos", "sarsa"], "--algos", "'sarsa'", "a2c|soft-q|dqn"),
     (["compare", "--workers", "0"], "--workers", "0", ">= 1"),
