@@ -164,7 +164,11 @@ class DQNConfig:
 _CONFIGS = {"a2c": A2CConfig, "soft-q": SoftQConfig, "dqn": DQNConfig}
 
 # CartPole and other small control tasks: tuned so that A2C and soft-Q (with the
-# same hyperparameters, as §6.3 requires) reach a mean return >= 475 quickly.
+# same hyperparameters, as §6.3 requires) reach a mean return >= 475 quickly. With
+# 32 envs, CartPole-v1 seeds 0/1/2 reach a mean of the last 20 returns >= 475 after
+# 136k/118k/111k steps (a2c) and 104k/134k/104k steps (soft-q). Of the settings
+# tried (16-64 envs, 5-16 steps, lr 2e-3..1e-2, clip 0.5 or 5), γ = 0.98 helped most
+# (γ = 0.99: 190k-370k steps).
 _CONTROL_ACTOR_CRITIC = dict(
     num_steps=8,
     learning_rate=5e-3,
@@ -174,6 +178,7 @@ _CONTROL_ACTOR_CRITIC = dict(
     value_weight=0.5,
     discount=0.98,
 )
+# DQN (4 envs): seeds 0/1 reach 475 after 50k/107k steps; seed 2 had not by 200k.
 _CONTROL_DQN = dict(
     learning_rate=1e-3,
     adam_eps=1e-8,
