@@ -7,14 +7,14 @@ alignment: index i is the transition s_i —a_i→ (r_i, s_{i+1}), so `r_t[i]`,
 A zero discount cuts every later reward, KL term and bootstrap, so episode
 ends may fall anywhere in the window. Near the end of the sequence the
 windows shrink and bootstrap from the last value, exactly as
-`rlax.n_step_bootstrapped_returns` does, which computes the sums here.
+`rlax.n_step_bootstrapped_returns` does (the property suite checks they agree).
 """
 
 from __future__ import annotations
 
 import chex
 import jax
-import rlax
+import jax.numpy as jnp
 
 from softeq.core import _checks
 
@@ -27,6 +27,24 @@ def _check_stream(**arrays):
         _checks.check_rank(array, 1, name=name)
         _checks.check_float(array, name=name)
     _checks.check_same_leading(arrays)
+
+
+def _n_step_returns(r_t: Array, discount_t: Array, v_t: Array, n: int) -> Array:
+    """n-step bootstrapped returns with rlax's alignment and end-of-sequence rule.
+
+    The same backward recursion as `rlax.n_step_bootstrapped_returns` at λ = 1,
+    without its λ-mixing terms, whose gradient made the rlax call up to several
+    times slower (benchmarks/RESULTS.md); the property suite checks that the two
+    agree exactly.
+    """
+    steps, pad = r_t.shape[0], n - 1
+    bootstrap = jnp.concatenate([v_t, jnp.broadcast_to(v_t[-1:], (pad,))])
+    rewards = jnp.concatenate([r_t, jnp.zeros((pad,), r_t.dtype)])
+    discounts = jnp.concatenate([discount_t, jnp.ones((pad,), discount_t.dtype)])
+    returns = bootstrap[pad : pad + steps]
+    for i in reversed(range(n)):
+        returns = rewards[i : i + steps] + discounts[i : i + steps] * returns
+    return returns
 
 
 def soft_td_errors(
@@ -51,8 +69,9 @@ def soft_td_errors(
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_td_errors
       >>> one = jnp.ones(1)
-      >>> soft_td_errors(one, 0.5 * one, one, 2 * one, one, temperature=0.1).tolist()
-      [0.8999999761581421]
+      >>> delta = soft_td_errors(one, 0.5 * one, one, 2 * one, one, temperature=0.1)
+      >>> [round(x, 6) for x in delta.tolist()]  # 1 − 0.1 + 0.5·2 − 1
+      [0.9]
     """
     _check_stream(r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t, kl_tm1=kl_tm1)
     _checks.check_temperature(temperature, allow_zero=True)
@@ -76,9 +95,8 @@ def soft_n_step_targets(
 
     The first step carries no KL term (the action at s_i is given). Written as
     the ordinary n-step return of the shifted rewards r_i − τγ_i KL(s_{i+1})
-    bootstrapped from V + τ KL, which cancels the KL of the bootstrap state, so
-    `rlax.n_step_bootstrapped_returns` does the summation; with temperature 0
-    the two functions agree exactly.
+    bootstrapped from V + τ KL, which cancels the KL of the bootstrap state;
+    with temperature 0 it equals `rlax.n_step_bootstrapped_returns` exactly.
 
     Args:
       r_t: `[T]` rewards.
@@ -105,8 +123,12 @@ def soft_n_step_targets(
     _check_stream(r_t=r_t, discount_t=discount_t, v_t=v_t, kl_t=kl_t)
     _checks.check_temperature(temperature, allow_zero=True)
     _checks.check_positive_int(n, name="n")
-    shifted_r_t = r_t - temperature * discount_t * kl_t
-    targets = rlax.n_step_bootstrapped_returns(shifted_r_t, discount_t, v_t + temperature * kl_t, n)
+    if _checks._python_number(temperature) == 0.0:
+        # a known zero temperature drops the KL terms outright (0·inf would be NaN).
+        targets = _n_step_returns(r_t, discount_t, v_t, n)
+    else:
+        shifted_r_t = r_t - temperature * discount_t * kl_t
+        targets = _n_step_returns(shifted_r_t, discount_t, v_t + temperature * kl_t, n)
     if stop_target_gradients:
         targets = jax.lax.stop_gradient(targets)
     return targets
@@ -149,9 +171,10 @@ def soft_n_step_advantages(
       >>> import jax.numpy as jnp
       >>> from softeq.core import soft_n_step_advantages
       >>> one = jnp.ones(1)
-      >>> soft_n_step_advantages(one, 0.5 * one, one, 2 * one, one, one,
-      ...                        temperature=0.1, n=1).tolist()
-      [0.8999999761581421]
+      >>> adv = soft_n_step_advantages(one, 0.5 * one, one, 2 * one, one, one,
+      ...                              temperature=0.1, n=1)
+      >>> [round(x, 6) for x in adv.tolist()]
+      [0.9]
 
     Reference: arXiv:1704.06440, eq. 36 and 52.
     """

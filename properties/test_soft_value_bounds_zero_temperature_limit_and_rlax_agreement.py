@@ -115,7 +115,10 @@ def test_zero_temperature_targets_equal_rlax_n_step_returns(stream, n, tau):
     soft, reference = _targets_at_zero_and_rlax(
         stream.r_t, stream.discount_t, stream.v_t, stream.kl_t, n=n
     )
-    np.testing.assert_array_equal(np.asarray(soft), np.asarray(reference))
+    # softeq sums the same recursion without rlax's λ-mixing terms, so the compiler may
+    # round the multiply-adds differently: at most one rounding per step of the window.
+    bound = 2 * n * np.finfo(np.float64).eps * (1.0 + np.max(np.abs(np.asarray(reference))))
+    np.testing.assert_allclose(np.asarray(soft), np.asarray(reference), rtol=0, atol=bound)
     # and for τ > 0 the targets are affine in τ, reaching the rlax returns at τ = 0.
     at_one = np.asarray(_targets(stream.r_t, stream.discount_t, stream.v_t, stream.kl_t, 1.0, n=n))
     at_tau = np.asarray(_targets(stream.r_t, stream.discount_t, stream.v_t, stream.kl_t, tau, n=n))
