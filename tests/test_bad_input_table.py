@@ -9,8 +9,7 @@ also check that stderr holds no Python traceback.
 
 Most CLI rows call `softeq.adapters.cli.main(argv)` in-process (the same code the
 console script runs); the `subprocess` rows go through `.venv/bin/softeq` for real.
-Rows marked `xfail(strict=True)` are bugs found by this table (see docs/reliability.md);
-they turn into failures as soon as the bug is fixed, so the mark gets removed then.
+The table found four bugs (see docs/reliability.md); they are fixed, and their rows pass.
 """
 
 from __future__ import annotations
@@ -62,23 +61,6 @@ class Case:
     setup: str = ""
     marks: tuple = ()
 
-
-BUG_BATCH = pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: DQNConfig accepts batch_size > replay_capacity (see docs/reliability.md)",
-)
-BUG_BACKEND = pytest.mark.xfail(
-    strict=True,
-    raises=(pytest.fail.Exception, AssertionError),
-    reason="bug: RunConfig accepts any backend; the failure comes late, as exit 1, "
-    "and leaves a config.json behind (see docs/reliability.md)",
-)
-BUG_RESUME = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: --resume on a folder holding no run starts a new run (see docs/reliability.md)",
-)
 
 CASES: list[Case] = [
     # ---------------------------------------------------------------- algorithm configs
@@ -165,7 +147,6 @@ CASES: list[Case] = [
         "config",
         ("batch_size", "128", "replay_capacity"),
         call=lambda: DQNConfig(batch_size=128, replay_capacity=64),
-        marks=(BUG_BATCH,),
     ),
     Case(
         "default-config-unknown-algo",
@@ -215,7 +196,6 @@ CASES: list[Case] = [
         ("--backend", "'vulkan'", "auto|ale|gymnasium"),
         call=lambda: RunConfig(backend="vulkan"),
         error=ConfigError,
-        marks=(BUG_BACKEND,),
     ),
     Case(
         "checkpoint-manager-keep-zero",
@@ -359,7 +339,6 @@ CASES: list[Case] = [
         "cli",
         ("--backend", "'vulkan'", "auto|ale|gymnasium"),
         argv=("train", "--backend", "vulkan", "--run-dir", "{tmp}/backend-run"),
-        marks=(BUG_BACKEND,),
     ),
     Case(
         "cli-resume-folder-without-run",
@@ -381,7 +360,6 @@ CASES: list[Case] = [
             "{tmp}/empty-folder",
         ),
         setup="empty-folder",
-        marks=(BUG_RESUME,),
     ),
     Case(
         "cli-resume-with-other-num-envs",

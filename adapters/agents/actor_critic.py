@@ -220,9 +220,14 @@ class ActorCriticAgent:
         self.observation_dtype = np.dtype(observation_dtype)
         self.num_envs = num_envs
         self.mesh = parallel.batch_mesh(num_envs, devices)
+        learning_rate = config.learning_rate
+        if config.lr_decay_steps > 0:
+            # counted in learner updates, each of which consumes num_envs × num_steps transitions.
+            decay_updates = max(1, config.lr_decay_steps // (num_envs * config.num_steps))
+            learning_rate = optax.linear_schedule(config.learning_rate, 0.0, decay_updates)
         self.optimizer = common.make_optimizer(
             name=config.optimizer,
-            learning_rate=config.learning_rate,
+            learning_rate=learning_rate,
             max_grad_norm=config.max_grad_norm,
             rmsprop_decay=config.rmsprop_decay,
             rmsprop_eps=config.rmsprop_eps,

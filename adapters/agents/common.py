@@ -13,7 +13,7 @@ import optax
 def make_optimizer(
     *,
     name: str,
-    learning_rate: float,
+    learning_rate: float | optax.Schedule,
     max_grad_norm: float,
     rmsprop_decay: float = 0.99,
     rmsprop_eps: float = 1e-5,

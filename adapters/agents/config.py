@@ -49,6 +49,8 @@ class A2CConfig:
     unlisted ones (paper-notes §6). `entropy="proper"` puts the future entropy
     terms into the returns [E14]; `"naive"` only adds the per-state bonus.
     `num_steps` is both the rollout length and the n of the n-step returns.
+    `lr_decay_steps` > 0 decays the learning rate linearly to 0 over that many
+    environment transitions (Baselines' A2C schedule); 0 keeps it constant.
     """
 
     num_steps: int = 5
@@ -62,6 +64,7 @@ class A2CConfig:
     value_weight: float = 0.5
     discount: float = 0.99
     entropy: str = "proper"
+    lr_decay_steps: int = 0
 
     def __post_init__(self):
         _check_actor_critic(self)
@@ -79,6 +82,7 @@ def _check_actor_critic(config) -> None:
     _check_float("temperature", config.temperature, low=0.0)
     _check_float("value_weight", config.value_weight, low=0.0)
     _check_float("discount", config.discount, low=0.0, high=1.0)
+    _check_int("lr_decay_steps", config.lr_decay_steps, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -100,6 +104,7 @@ class SoftQConfig:
     temperature: float = 0.01
     value_weight: float = 0.5
     discount: float = 0.99
+    lr_decay_steps: int = 0
 
     def __post_init__(self):
         _check_actor_critic(self)
@@ -154,6 +159,11 @@ class DQNConfig:
         _check_float("max_grad_norm", self.max_grad_norm, low=0.0, open_low=True)
         if not isinstance(self.dueling, bool):
             raise ValueError(f"`dueling` must be a bool, got {self.dueling!r}.")
+        if self.batch_size > self.replay_capacity:
+            raise ValueError(
+                f"`batch_size` must be <= `replay_capacity` ({self.replay_capacity}), "
+                f"got {self.batch_size}."
+            )
         if self.replay_capacity <= self.n_step:
             raise ValueError(
                 f"`replay_capacity` must exceed `n_step` ({self.n_step}), "
