@@ -7,7 +7,10 @@ With episode ends inside the window (some zero discounts):
 - pathwise rewrite, for any V: y_i = τ KL_i + V(s_i) + Σ_{d<n} Γ_d δ_{i+d}, with
   δ from `soft_td_errors`, and `soft_n_step_advantages` is exactly that sum;
 - operator form: averaged over every path of an MDP under π, the first
-  target minus τ KL(s_0) is the n-fold evaluation backup, [𝒯_π^n V](s_0).
+  target minus τ KL(s_0) is the n-fold evaluation backup, [𝒯_π^n V](s_0);
+- along trajectories sampled from an MDP under π^B_Q (episode ends inside the
+  window), `soft_q_learning_loss` regresses Q(s_i, a_i) on exactly the oracle
+  targets built from V_Q and KL(π^B_Q), and its gradient is (Q − y)/T.
 
 Tolerances: targets are sums of ≤ n + 1 terms of magnitude ≤ 3·(1 + τ) ≲ 20
 (rewards, values, τ·KL with τ ≤ 5): 1e-12 × (1 + max|y|). The operator form
@@ -21,7 +24,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softeq.core import soft_n_step_advantages, soft_n_step_targets, soft_td_errors
+from softeq.core import (
+    soft_n_step_advantages,
+    soft_n_step_targets,
+    soft_q_learning_loss,
+    soft_td_errors,
+)
 from softeq.properties import oracles
 from softeq.properties import strategies as sqst
 from softeq.properties._testing import assert_close, fast_jit, magnitude
@@ -118,3 +126,61 @@ def test_expected_target_minus_kl_is_the_n_fold_evaluation_backup(mdp, n, tau, d
     for _ in range(n):
         backed_up = r_pi + float(mdp.discount) * p_pi @ backed_up
     assert_close(expected, backed_up, tolerance=1e-12, scale=magnitude(backed_up, tau * kls))
+
+
+TRAJECTORY_LENGTH = 5
+
+
+@fast_jit(static_argnames=("n",))
+def _soft_q_loss_and_gradient(q_tm1, actions, rewards, discounts, q_t, tau, log_prior, *, n):
+    def loss(q):
+        return soft_q_learning_loss(
+            q, actions, rewards, discounts, q_t, temperature=tau, n=n, log_prior=log_prior
+        )
+
+    return jax.value_and_grad(loss)(q_tm1)
+
+
+@given(
+    mdp=sqst.tabular_mdps(),
+    n=st.sampled_from((1, 2, 3)),
+    tau=sqst.temperatures(),
+    data=st.data(),
+)
+def test_soft_q_learning_loss_regresses_on_the_oracle_targets_of_sampled_trajectories(
+    mdp, n, tau, data
+):
+    q = data.draw(sqst.q_tables((mdp.num_states, mdp.num_actions)))
+    log_prior = data.draw(sqst.log_priors(mdp.num_actions))
+    policy = oracles.boltzmann_policy(q, temperature=tau, log_prior=log_prior)
+    path = data.draw(sqst.trajectories(mdp, policy, TRAJECTORY_LENGTH))
+    values = oracles.soft_value(q, temperature=tau, log_prior=log_prior)
+    kls = oracles.policy_kls(policy, log_prior)
+    following = path.states[1:]
+    targets = oracles.n_step_soft_targets(
+        path.rewards, path.discounts, values[following], kls[following], temperature=tau, n=n
+    )
+    q_taken = q[path.states[:-1], path.actions]
+    loss, gradient = _soft_q_loss_and_gradient(
+        q[path.states[:-1]],
+        path.actions,
+        path.rewards,
+        path.discounts,
+        q[following],
+        tau,
+        log_prior,
+        n=n,
+    )
+    scale = magnitude(targets, q_taken)
+    assert_close(
+        loss,
+        np.mean(0.5 * (q_taken - targets) ** 2),
+        tolerance=1e-12,
+        scale=scale**2,
+        what="loss vs oracle targets",
+    )
+    expected_gradient = np.zeros((TRAJECTORY_LENGTH, mdp.num_actions))
+    expected_gradient[np.arange(TRAJECTORY_LENGTH), path.actions] = (
+        q_taken - targets
+    ) / TRAJECTORY_LENGTH
+    assert_close(gradient, expected_gradient, tolerance=1e-12, scale=scale, what="∂L/∂Q(s_i, ·)")

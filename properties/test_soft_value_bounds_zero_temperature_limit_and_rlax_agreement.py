@@ -12,7 +12,9 @@
 Tolerances: soft values are of magnitude M = 1 + max(|q|, τ|log π̄|) ≲ 30;
 the bounds are checked with a slack of 1e-12·M (round-off of a log-sum-exp).
 With τ = 0 the shifted rewards r − 0·γ·KL and bootstrap v + 0·KL equal r and v
-exactly, so the targets are compared for exact equality. The policy losses
+exactly and rlax does the summation in both, so the targets agree up to the
+rounding of one fused multiply-add that XLA may form in one program and not
+in the other: 4 ulps of (1 + max|y|) (about 1e-15 here). The policy losses
 differ only in how log-softmax is evaluated: 1e-13·(1 + max|adv|·max|logits|).
 """
 
