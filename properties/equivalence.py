@@ -10,6 +10,10 @@ sums and the identity
 
 can be checked to float64 round-off. The sampling distribution is computed
 at the current parameters and treated as a constant, as in the paper.
+
+`expected_gradients` returns both sides in expectation; `path_gradients`
+returns the per-trajectory gradients (one row per path), from which sampled
+batches are means of drawn rows.
 """
 
 from __future__ import annotations
