@@ -250,7 +250,7 @@ def check_soft_q_gradient_identity(
         `temperature` traced.
       max_examples: number of hypothesis examples.
       tolerance: allowed difference relative to the gradient scale; 1e-9 is
-        far above float64 round-off (about 1e-15 here) and far below any real
+        far above float64 round-off (at most ~5e-14 here) and far below any real
         discrepancy.
       n_values: windows to draw n from.
       models: parameterisations of Q_θ to draw from ("tabular", "linear").
