@@ -28,7 +28,7 @@ import numpy as np
 DEMO_ENV = "CartPole-v1"
 DEMO_ALGOS = ("a2c", "soft-q")
 #: Env steps per CartPole run (each of the 3 seeds of each algorithm).
-DEMO_TOTAL_STEPS = 300_000
+DEMO_TOTAL_STEPS = 450_000
 DEMO_EVAL_EPISODES = 10
 TARGET_RETURN = 475.0
 IDENTITY_TOLERANCE = 1e-9
