@@ -10,6 +10,8 @@ Reference: arXiv:1704.06440, §3.
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -292,8 +294,16 @@ def soft_value_iteration(
     _checks.check_positive_int(max_iterations, name="max_iterations")
     if not tolerance >= 0:
         raise ValueError(f"`tolerance` must be >= 0, got {tolerance!r}.")
+    log_prior = _tabular_log_prior(log_prior, mdp, mdp.rewards.dtype)
+    return _soft_value_iteration(
+        mdp, temperature, log_prior, tolerance, max_iterations=max_iterations
+    )
+
+
+@functools.partial(jax.jit, static_argnames="max_iterations")
+def _soft_value_iteration(mdp, temperature, log_prior, tolerance, *, max_iterations):
+    """The iteration itself, compiled once per shape (arguments are checked by the caller)."""
     q0 = jnp.zeros_like(mdp.rewards)
-    log_prior = _tabular_log_prior(log_prior, mdp, q0.dtype)
 
     def backup(q):
         return soft_bellman_backup(q, mdp, temperature=temperature, log_prior=log_prior)

@@ -112,12 +112,10 @@ def natural_gradient_direction(
     _checks.check_rank(advantages, 1, name="advantages")
     _checks.check_same_leading({"score_rows": score_rows, "advantages": advantages}, axis_name="N")
     _checks.check_non_negative_finite(damping, name="damping")
-    value = _checks._python_number(damping)
-    n = score_rows.shape[0]
-    if value == 0.0:
-        solution, *_ = jnp.linalg.lstsq(score_rows, advantages)
-        return solution
-    fisher = score_rows.T @ score_rows / n
-    gradient = score_rows.T @ advantages / n
-    eye = jnp.eye(fisher.shape[0], dtype=fisher.dtype)
-    return jnp.linalg.solve(fisher + damping * eye, gradient)
+    n, p = score_rows.shape
+    # ridge regression as one stacked least-squares problem: min ‖Ψw − b‖² + Nλ‖w‖²
+    # is solved by (F̂ + λI)⁻¹ĝ, and by the minimum-norm solution at λ = 0, traced or not.
+    rows = jnp.concatenate([score_rows, jnp.sqrt(n * damping) * jnp.eye(p, dtype=score_rows.dtype)])
+    rhs = jnp.concatenate([advantages, jnp.zeros((p,), advantages.dtype)])
+    solution, *_ = jnp.linalg.lstsq(rows, rhs)
+    return solution
