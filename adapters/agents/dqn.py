@@ -91,7 +91,8 @@ def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: 
     """Mean Huber loss between Q(s_i, a_i) and the targets of `dqn_targets`.
 
     Args:
-      params, target_params: online and target network parameters.
+      params: online network parameters (differentiated).
+      target_params: target network parameters (held fixed).
       batch: `NStepBatch` with obs `[B, …]`, actions `[B]`, rewards/dones `[B, n]`,
         next_obs `[B, n, …]`.
       apply: the Q-network's `apply(params, obs) -> q [B, A]`.
