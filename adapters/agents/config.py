@@ -159,15 +159,15 @@ class DQNConfig:
         _check_float("max_grad_norm", self.max_grad_norm, low=0.0, open_low=True)
         if not isinstance(self.dueling, bool):
             raise ValueError(f"`dueling` must be a bool, got {self.dueling!r}.")
-        if self.batch_size > self.replay_capacity:
-            raise ValueError(
-                f"`batch_size` must be <= `replay_capacity` ({self.replay_capacity}), "
-                f"got {self.batch_size}."
-            )
         if self.replay_capacity <= self.n_step:
             raise ValueError(
                 f"`replay_capacity` must exceed `n_step` ({self.n_step}), "
                 f"got {self.replay_capacity}."
+            )
+        if self.batch_size > self.replay_capacity:
+            raise ValueError(
+                f"`batch_size` must be <= `replay_capacity` ({self.replay_capacity}), "
+                f"got {self.batch_size}."
             )
 
 
