@@ -690,12 +690,13 @@ def train(
         finished = env_steps >= run.total_steps
         if finished:  # an early stop keeps the pending averages in the checkpoint
             logger.flush_learner(env_steps)
-        if finished and run.eval_episodes > 0:
-            final_eval = run_eval()
+        # measured before the final evaluation, which is not training time.
         sps = float("nan")
         if warm_steps is not None and env_steps > warm_steps:
             sps = (env_steps - warm_steps) / (time.perf_counter() - warm_time - side_time)
             logger.scalar("train/sps", sps, env_steps)
+        if finished and run.eval_episodes > 0:
+            final_eval = run_eval()
         last_ckpt = save_checkpoint()
         bar.close()
         recent = logger.recent_return
