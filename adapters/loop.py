@@ -424,15 +424,7 @@ def build_agent(run: RunConfig, algo_config: Any, env: Any) -> Any:
     """`agents.make_agent` for `run` on `env`."""
     from softeq.adapters import agents
 
-    return agents.make_agent(
-        run.algo,
-        algo_config,
-        num_actions=env.num_actions,
-        observation_shape=env.observation_shape,
-        observation_dtype=env.observation_dtype,
-        num_envs=env.num_envs,
-        torso=resolve_torso(run),
-    )
+    return agents.make_agent_for_env(run.algo, algo_config, env, torso=resolve_torso(run))
 
 
 # --------------------------------------------------------------------------------------

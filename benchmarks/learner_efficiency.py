@@ -212,7 +212,6 @@ def check_recompilation(algo: str, *, updates: int) -> tuple:
 
     from softeq.adapters import agents
     from softeq.adapters.envs import make_vector_env
-    from softeq.adapters.networks import torso_for_observation
 
     _install_compile_listener()
     env_id = "CartPole-v1"
@@ -220,15 +219,7 @@ def check_recompilation(algo: str, *, updates: int) -> tuple:
     num_envs = agents.default_num_envs(algo, env_id)
     env = make_vector_env(env_id, num_envs=num_envs, seed=0)
     try:
-        agent = agents.make_agent(
-            algo,
-            config,
-            num_actions=env.num_actions,
-            observation_shape=env.observation_shape,
-            observation_dtype=env.observation_dtype,
-            num_envs=num_envs,
-            torso=torso_for_observation(env.observation_shape),
-        )
+        agent = agents.make_agent_for_env(algo, config, env)
         obs = env.reset(seed=0)
         state = agent.init(0, obs)
 

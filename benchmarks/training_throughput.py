@@ -102,7 +102,6 @@ def measure(
     """
     from softeq.adapters import agents
     from softeq.adapters.envs import make_vector_env
-    from softeq.adapters.networks import torso_for_observation
 
     config, num_envs = _settings(algo, env_id)
     per_step = _updates_per_vector_step(algo, config, num_envs)
@@ -112,15 +111,7 @@ def measure(
     env = make_vector_env(env_id, num_envs=num_envs, seed=seed)
     ceiling_env = make_vector_env(env_id, num_envs=num_envs, seed=seed + 1000)
     try:
-        agent = agents.make_agent(
-            algo,
-            config,
-            num_actions=env.num_actions,
-            observation_shape=env.observation_shape,
-            observation_dtype=env.observation_dtype,
-            num_envs=num_envs,
-            torso=torso_for_observation(env.observation_shape),
-        )
+        agent = agents.make_agent_for_env(algo, config, env)
         clock = _Clock()
         _timed_learner(agent, clock)
         obs = env.reset(seed=seed)

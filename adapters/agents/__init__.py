@@ -60,6 +60,7 @@ __all__ = [
     "dqn_loss",
     "dqn_targets",
     "make_agent",
+    "make_agent_for_env",
     "soft_q_batch_loss",
 ]
 
@@ -127,3 +128,27 @@ def make_agent(
 
         network = make_actor_critic(int(num_actions), torso=torso)
     return ActorCriticAgent(algo, config, network=network, **common_args)
+
+
+def make_agent_for_env(algo: str, config, env, *, torso: str | None = None):
+    """`make_agent` with the action set, observation spec and env count read off `env`.
+
+    Args:
+      algo: which agent.
+      config: an instance of `config_for(algo)`.
+      env: a vector env from `softeq.adapters.envs.make_vector_env`.
+      torso: "nature" or "mlp"; None picks the one that fits the observations.
+    """
+    if torso is None:
+        from softeq.adapters.networks import torso_for_observation
+
+        torso = torso_for_observation(env.observation_shape)
+    return make_agent(
+        algo,
+        config,
+        num_actions=env.num_actions,
+        observation_shape=env.observation_shape,
+        observation_dtype=env.observation_dtype,
+        num_envs=env.num_envs,
+        torso=torso,
+    )

@@ -49,15 +49,7 @@ def _soak(algo: str, seconds: float) -> dict[str, float]:
     config = agents.default_config(algo, "CartPole-v1")
     if algo == "dqn":  # a small buffer that wraps around many times during the soak
         config = agents.default_config(algo, "CartPole-v1", replay_capacity=5_000)
-    agent = agents.make_agent(
-        algo,
-        config,
-        num_actions=env.num_actions,
-        observation_shape=env.observation_shape,
-        observation_dtype=env.observation_dtype,
-        num_envs=env.num_envs,
-        torso="mlp",
-    )
+    agent = agents.make_agent_for_env(algo, config, env, torso="mlp")
     obs = env.reset(seed=0)
     state = agent.init(0, obs)
     start = time.monotonic()
