@@ -42,15 +42,14 @@ def _check_choice(name: str, value, choices) -> None:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class A2CConfig:
-    """Synchronous advantage actor-critic with an entropy bonus, naive or proper (§6.1).
+class _ActorCriticConfig:
+    """The fields A2C and the A2C-matched soft Q-learner share, so they train alike.
 
     Defaults are OpenAI Baselines' Atari settings, the stand-in for the paper's
-    unlisted ones (paper-notes §6). `entropy="proper"` puts the future entropy
-    terms into the returns [E14]; `"naive"` only adds the per-state bonus.
-    `num_steps` is both the rollout length and the n of the n-step returns.
-    `lr_decay_steps` > 0 decays the learning rate linearly to 0 over that many
-    environment transitions (Baselines' A2C schedule); 0 keeps it constant.
+    unlisted ones (paper-notes §6). `num_steps` is both the rollout length and
+    the n of the n-step returns. `lr_decay_steps` > 0 decays the learning rate
+    linearly to 0 over that many environment transitions (Baselines' A2C
+    schedule); 0 keeps it constant.
     """
 
     num_steps: int = 5
@@ -63,51 +62,48 @@ class A2CConfig:
     temperature: float = 0.01
     value_weight: float = 0.5
     discount: float = 0.99
-    entropy: str = "proper"
     lr_decay_steps: int = 0
 
     def __post_init__(self):
-        _check_actor_critic(self)
-        _check_choice("entropy", self.entropy, ENTROPY_MODES)
-
-
-def _check_actor_critic(config) -> None:
-    _check_int("num_steps", config.num_steps, minimum=1)
-    _check_float("learning_rate", config.learning_rate, low=0.0, open_low=True)
-    _check_choice("optimizer", config.optimizer, OPTIMIZERS)
-    _check_float("rmsprop_decay", config.rmsprop_decay, low=0.0, high=1.0)
-    _check_float("rmsprop_eps", config.rmsprop_eps, low=0.0)
-    _check_float("adam_eps", config.adam_eps, low=0.0)
-    _check_float("max_grad_norm", config.max_grad_norm, low=0.0, open_low=True)
-    _check_float("temperature", config.temperature, low=0.0)
-    _check_float("value_weight", config.value_weight, low=0.0)
-    _check_float("discount", config.discount, low=0.0, high=1.0)
-    _check_int("lr_decay_steps", config.lr_decay_steps, minimum=0)
+        _check_int("num_steps", self.num_steps, minimum=1)
+        _check_float("learning_rate", self.learning_rate, low=0.0, open_low=True)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_float("rmsprop_decay", self.rmsprop_decay, low=0.0, high=1.0)
+        _check_float("rmsprop_eps", self.rmsprop_eps, low=0.0)
+        _check_float("adam_eps", self.adam_eps, low=0.0)
+        _check_float("max_grad_norm", self.max_grad_norm, low=0.0, open_low=True)
+        _check_float("temperature", self.temperature, low=0.0)
+        _check_float("value_weight", self.value_weight, low=0.0)
+        _check_float("discount", self.discount, low=0.0, high=1.0)
+        _check_int("lr_decay_steps", self.lr_decay_steps, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SoftQConfig:
-    """A2C-matched soft Q-learning [E16] (§6.3): the A2C fields minus `entropy`.
+class A2CConfig(_ActorCriticConfig):
+    """Synchronous advantage actor-critic with an entropy bonus, naive or proper (§6.1).
+
+    The shared actor-critic fields, plus `entropy`: `"proper"` puts the future
+    entropy terms into the returns [E14]; `"naive"` only adds the per-state bonus.
+    """
+
+    entropy: str = "proper"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_choice("entropy", self.entropy, ENTROPY_MODES)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SoftQConfig(_ActorCriticConfig):
+    """A2C-matched soft Q-learning [E16] (§6.3): the shared actor-critic fields.
 
     `value_weight` is c, the gradient scale on the value stream V_θ (0.5
     matches A2C; c = 1/τ is plain soft Q-learning, which the paper found
     unstable). `temperature` must be > 0 (the advantage stream is scaled by 1/τ).
     """
 
-    num_steps: int = 5
-    learning_rate: float = 7e-4
-    optimizer: str = "rmsprop"
-    rmsprop_decay: float = 0.99
-    rmsprop_eps: float = 1e-5
-    adam_eps: float = 1e-8
-    max_grad_norm: float = 0.5
-    temperature: float = 0.01
-    value_weight: float = 0.5
-    discount: float = 0.99
-    lr_decay_steps: int = 0
-
     def __post_init__(self):
-        _check_actor_critic(self)
+        super().__post_init__()
         _check_float("temperature", self.temperature, low=0.0, open_low=True)
 
 
