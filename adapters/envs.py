@@ -34,12 +34,12 @@ Step semantics (the learner-facing contract)
 the *next* action is chosen from: where an episode ended this step, the env has
 already been reset and `obs` is the first observation of the new episode
 (gymnasium's `SAME_STEP` autoreset). The last observation of the finished
-episode is not returned, so the transition that ends an episode has no
-successor state to bootstrap from: give it discount 0 whether it was
-`terminated` or `truncated`, and never bootstrap it from `obs`, which belongs
-to the next episode. (Truncation only happens at the 30-minute Atari limit and
-the 500-step limits of CartPole and Acrobot, so treating it as terminal costs
-little.)
+episode is handed over separately in `final_obs` (equal to `obs` where no
+episode ended). A `terminated` transition gets discount 0; a `truncated` one
+(a time limit: the 30-minute Atari limit, the 500-step limits of CartPole and
+Acrobot) is not terminal and bootstraps from `final_obs` (Pardo et al. 2018;
+`softeq.core.bootstrap_truncations`). Never bootstrap an ended episode from
+`obs`, which belongs to the next episode.
 
 * `reward` — float32 `[N]`; the sign of the raw reward for Atari when
   `clip_rewards` is on, the raw reward otherwise.
@@ -208,6 +208,9 @@ class StepResult(NamedTuple):
       reward: float32 `[N]` rewards (sign-clipped for Atari when `clip_rewards`).
       terminated: bool `[N]` terminal transitions (no bootstrap through them).
       truncated: bool `[N]` episodes cut by a time limit.
+      final_obs: `[N, *observation_shape]` the last observation of each episode
+        that ended this step (what a truncated transition bootstraps from);
+        equal to `obs` where no episode ended.
       episode_returns: float64 `[N]` raw return of each game that ended this
         step, NaN elsewhere.
       episode_lengths: float64 `[N]` agent steps of each game that ended this
@@ -218,6 +221,7 @@ class StepResult(NamedTuple):
     reward: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
+    final_obs: np.ndarray
     episode_returns: np.ndarray
     episode_lengths: np.ndarray
 
@@ -282,6 +286,17 @@ class VectorEnv:
 
     def _observations(self, obs) -> np.ndarray:
         return np.asarray(obs, dtype=self.observation_dtype)
+
+    def _final_observations(self, obs: np.ndarray, info: dict[str, Any], ended) -> np.ndarray:
+        """`obs` with each ended sub-env's row replaced by its episode's last observation."""
+        if not ended.any():
+            return obs
+        final = obs.copy()
+        # gymnasium: an object array with None where no episode ended; ALE: a dense array.
+        given = info["final_obs"]
+        for i in np.flatnonzero(ended):
+            final[i] = np.asarray(given[i], dtype=self.observation_dtype)
+        return final
 
     def _track_lives(self, info: dict[str, Any]) -> None:
         if self.is_atari and "lives" in info:
@@ -363,11 +378,13 @@ class VectorEnv:
             self._lives = lives.copy()
 
         reward_out = np.sign(raw) if self._clip_rewards else raw
+        obs = self._observations(obs)
         return StepResult(
-            obs=self._observations(obs),
+            obs=obs,
             reward=reward_out.astype(np.float32),
             terminated=terminated,
             truncated=truncated,
+            final_obs=self._final_observations(obs, info, game_over),
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
         )

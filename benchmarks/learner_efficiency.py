@@ -154,6 +154,7 @@ def check_copies(torso: str, num_envs: int, *, repeats: int, inner: int) -> list
         reward=host_batch.rewards[:, -1],
         terminated=np.zeros(num_envs, bool),
         truncated=np.zeros(num_envs, bool),
+        final_obs=host_batch.obs[:, -1],
         episode_returns=np.full(num_envs, np.nan),
         episode_lengths=np.full(num_envs, np.nan),
     )

@@ -38,7 +38,12 @@ from softeq.core.natural import (
     natural_gradient_direction,
     regularised_npg_advantages,
 )
-from softeq.core.returns import soft_n_step_advantages, soft_n_step_targets, soft_td_errors
+from softeq.core.returns import (
+    bootstrap_truncations,
+    soft_n_step_advantages,
+    soft_n_step_targets,
+    soft_td_errors,
+)
 from softeq.core.soft import (
     boltzmann_kl,
     boltzmann_log_policy,
@@ -56,6 +61,7 @@ __all__ = [
     "a2c_loss",
     "a2c_matched_soft_q_loss",
     "boltzmann_kl",
+    "bootstrap_truncations",
     "boltzmann_log_policy",
     "boltzmann_policy_table",
     "damped_soft_q_targets",

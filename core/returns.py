@@ -184,3 +184,63 @@ def soft_n_step_advantages(
     if stop_target_gradients:
         advantages = jax.lax.stop_gradient(advantages)
     return advantages
+
+
+def bootstrap_truncations(
+    r_t: Array,
+    discount_t: Array,
+    truncated_t: Array,
+    v_final_t: Array,
+) -> tuple[Array, Array]:
+    r"""Folds the bootstrap of time-limit truncations into the rewards and cuts there.
+
+    A time limit is not a terminal state (Pardo et al. 2018): the transition
+    that hits it should still bootstrap, from the value of the episode's *last*
+    observation, while the sequence that follows belongs to a new episode and
+    must not be summed into its return. Both are obtained without touching any
+    target or loss function by rewriting the stream:
+
+    $$r'_i = r_i + \mathbb 1[\text{trunc}_i]\,\gamma_i\,V(s^{\text{final}}_{i+1}),\qquad
+      \gamma'_i = \gamma_i\,(1 - \mathbb 1[\text{trunc}_i]).$$
+
+    Every n-step target of [E13] (and every advantage, DQN target or λ-return
+    built from the same recursion) computed on `(r', γ')` equals the one with a
+    bootstrap from the final observation at the truncation and a cut after it:
+    the truncated step contributes γ^d (r_i + γ_i V(s^final)) and nothing later.
+    The first step of a soft target carries no KL term, so no KL of the final
+    state appears (V is the soft value, which already holds it).
+
+    Args:
+      r_t: `[T]` rewards.
+      discount_t: `[T]` discounts γ·(1 − terminated): the discount the
+        transition would have without the time limit (0 if it also terminated,
+        which then wins: no bootstrap).
+      truncated_t: `[T]` 1.0 (or True) where the episode was cut by a time
+        limit at this transition, else 0.
+      v_final_t: `[T]` value of the final observation of the finished episode,
+        V(s^final_{i+1}); read only where `truncated_t` is set (any finite value
+        elsewhere). Treated as a constant (no gradient flows into it).
+
+    Returns:
+      `(r'_t [T], discount'_t [T])`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from softeq.core import bootstrap_truncations
+      >>> r, g = jnp.array([1.0, 1.0]), jnp.array([0.5, 0.5])
+      >>> trunc, v_final = jnp.array([1.0, 0.0]), jnp.array([4.0, 9.0])
+      >>> r2, g2 = bootstrap_truncations(r, g, trunc, v_final)
+      >>> r2.tolist(), g2.tolist()  # 1 + 0.5·4 at the truncation, which cuts
+      ([3.0, 1.0], [0.0, 0.5])
+
+    Reference: Pardo, Tavakoli, Levdik & Kormushev, "Time Limits in
+    Reinforcement Learning", ICML 2018.
+    """
+    _check_stream(r_t=r_t, discount_t=discount_t, v_final_t=v_final_t)
+    _checks.check_rank(truncated_t, 1, name="truncated_t")
+    _checks.check_same_leading({"r_t": r_t, "truncated_t": truncated_t})
+    cut = jnp.asarray(truncated_t).astype(r_t.dtype)
+    bootstrap = cut * discount_t * jax.lax.stop_gradient(v_final_t)
+    # where() rather than a product keeps an unused non-finite v_final out of r'.
+    r_out = jnp.where(cut > 0, r_t + bootstrap, r_t)
+    return r_out, discount_t * (1 - cut)

@@ -76,6 +76,7 @@ def _synthetic_steps(num_envs, count, seed):
             reward=rng.normal(size=num_envs).astype(np.float32),
             terminated=ended & ~truncated,
             truncated=truncated,
+            final_obs=np.where(ended[:, None], -next_obs, next_obs),
             episode_returns=np.full(num_envs, np.nan),
             episode_lengths=np.full(num_envs, np.nan),
         )

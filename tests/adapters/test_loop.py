@@ -308,6 +308,7 @@ class _FakeVectorEnv:
             reward=np.ones(self.num_envs, np.float32),
             terminated=done,
             truncated=np.zeros(self.num_envs, bool),
+            final_obs=np.zeros((self.num_envs, 1), np.float32),
             episode_returns=ret,
             episode_lengths=ret,
         )
