@@ -8,13 +8,15 @@
   of the main theorem [E15].
 - `checkers`: `check_soft_q_gradient_identity(my_loss)` and
   `check_soft_n_step_targets(my_targets)` run the suite's properties against
-  your own implementations and raise AssertionError with a counterexample.
+  your own implementations and raise `PropertyViolation` (an AssertionError
+  that `python -O` cannot remove) with a counterexample.
+- `violations`: the `PropertyViolation` exception.
 
 The test files beside these modules (one per theorem) form the suite; run it
 with `python -m softeq.properties --profile ci`.
 """
 
-from softeq.properties import checkers, equivalence, oracles, strategies
+from softeq.properties import checkers, equivalence, oracles, strategies, violations
 from softeq.properties.checkers import (
     SoftQIdentityCase,
     assert_soft_q_gradient_identity,
@@ -47,10 +49,12 @@ from softeq.properties.strategies import (
     terminal_states,
     trajectories,
 )
+from softeq.properties.violations import PropertyViolation
 
 __all__ = [
     "EquivalenceGradients",
     "PathGradients",
+    "PropertyViolation",
     "SoftQIdentityCase",
     "SoftStream",
     "Trajectories",
@@ -79,4 +83,5 @@ __all__ = [
     "temperatures",
     "terminal_states",
     "trajectories",
+    "violations",
 ]

@@ -5,8 +5,10 @@ hypothesis against any soft Q-learning loss that has the signature of
 `softeq.core.soft_q_learning_loss`; `check_soft_n_step_targets(my_targets)`
 runs the brute-force comparison of [E13] against any n-step soft target
 function with the signature of `softeq.core.soft_n_step_targets`. Both raise
-`AssertionError` carrying the (shrunk) counterexample when the property fails
-and return None when it holds. They switch JAX to float64 while they run.
+`PropertyViolation` (a subclass of `AssertionError`) carrying the (shrunk)
+counterexample when the property fails and return None when it holds; they
+raise explicitly, so `python -O` cannot switch them off. They switch JAX to
+float64 while they run.
 
 Example:
   >>> from softeq.core import soft_q_learning_loss
@@ -29,10 +31,12 @@ from softeq.core import TabularMDP, soft_n_step_targets, soft_q_learning_loss
 from softeq.properties import oracles
 from softeq.properties import strategies as sqst
 from softeq.properties.equivalence import EquivalenceGradients, expected_gradients
+from softeq.properties.violations import PropertyViolation
 
 __all__ = [
     "IDENTITY_SHAPES",
     "MODELS",
+    "PropertyViolation",
     "SoftQIdentityCase",
     "assert_soft_q_gradient_identity",
     "check_soft_n_step_targets",
@@ -173,14 +177,19 @@ def assert_soft_q_gradient_identity(
     loss_fn: Callable = soft_q_learning_loss,
     tolerance: float = 1e-9,
 ) -> EquivalenceGradients:
-    """Asserts ∇E[L_soft-Q] = −τ·(policy gradient) + ∇E[L_V] on one case, in exact expectation.
+    """Checks ∇E[L_soft-Q] = −τ·(policy gradient) + ∇E[L_V] on one case, in exact expectation.
 
     The difference must be at most `tolerance` times the gradient scale (the
     largest entry of the three gradients, floored at 1e-3 so that an instance
-    whose gradients all vanish is held to an absolute 1e-3·tolerance).
+    whose gradients all vanish is held to an absolute 1e-3·tolerance). A
+    non-finite difference fails too.
 
     Returns:
       the `EquivalenceGradients` of the case.
+
+    Raises:
+      PropertyViolation: when the difference exceeds the allowance; the message
+        gives the difference, the allowance, the case and both gradients.
     """
     grads = expected_gradients(
         case.q_table_fn,
@@ -199,15 +208,17 @@ def assert_soft_q_gradient_identity(
         _max_abs(grads.value),
         1e-3,
     )
-    assert grads.max_abs_difference <= tolerance * scale, (
-        f"soft Q-learning gradient differs from −τ·policy gradient + value gradient by "
-        f"{grads.max_abs_difference:.3e} (allowed {tolerance:.1e} × scale {scale:.3e}) for "
-        f"model={case.model!r}, n={case.n}, τ={case.temperature!r}, "
-        f"γ={float(case.mdp.discount)!r}, "
-        f"terminal_states={case.terminal_states.tolist()}, log_prior={case.log_prior.tolist()}.\n"
-        f"soft-Q gradient:  {jax.tree_util.tree_map(np.asarray, grads.soft_q)}\n"
-        f"−τ·PG + ∇value:   {jax.tree_util.tree_map(np.asarray, grads.combined)}"
-    )
+    difference = float(grads.max_abs_difference)
+    if not difference <= tolerance * scale:  # also true for NaN
+        raise PropertyViolation(
+            f"soft Q-learning gradient differs from −τ·policy gradient + value gradient by "
+            f"{difference:.3e} (allowed {tolerance:.1e} × scale {scale:.3e}) for "
+            f"model={case.model!r}, n={case.n}, τ={case.temperature!r}, "
+            f"γ={float(case.mdp.discount)!r}, terminal_states={case.terminal_states.tolist()}, "
+            f"log_prior={case.log_prior.tolist()}.\n"
+            f"soft-Q gradient:  {jax.tree_util.tree_map(np.asarray, grads.soft_q)}\n"
+            f"−τ·PG + ∇value:   {jax.tree_util.tree_map(np.asarray, grads.combined)}"
+        )
     return grads
 
 
@@ -259,7 +270,8 @@ def check_soft_q_gradient_identity(
       derandomize: use a fixed sequence of examples (reproducible runs).
 
     Raises:
-      AssertionError: with the shrunk counterexample, when the identity fails.
+      PropertyViolation: (an `AssertionError`) with the shrunk counterexample,
+        when the identity fails.
     """
     cases = soft_q_identity_cases(
         models=models,
@@ -275,6 +287,27 @@ def check_soft_q_gradient_identity(
 
     with jax.enable_x64(True):
         soft_q_gradient_identity()
+
+
+def _check_targets_match(
+    got: np.ndarray, expected: np.ndarray, *, tolerance: float, temperature: float, n: int
+) -> None:
+    """Raises `PropertyViolation` unless `got [T]` equals the oracle's `expected [T]`."""
+    if got.shape != expected.shape:
+        raise PropertyViolation(
+            f"n-step soft targets have shape {got.shape}, expected {expected.shape} ([T], one "
+            f"target per transition) for n={n}, τ={temperature!r}."
+        )
+    scale = 1.0 + max(float(np.max(np.abs(expected))), temperature)
+    errors = np.abs(got.astype(np.float64) - expected)
+    worst = int(np.argmax(np.where(np.isnan(errors), np.inf, errors)))
+    if not np.all(errors <= tolerance * scale):  # NaN fails too
+        raise PropertyViolation(
+            f"n-step soft targets differ from the brute-force recursion [E13] by "
+            f"{errors[worst]:.3e} at index {worst} (allowed {tolerance:.1e} × scale "
+            f"{scale:.3e}) for n={n}, τ={temperature!r}.\n"
+            f"got:      {got.tolist()}\nexpected: {expected.tolist()}"
+        )
 
 
 def check_soft_n_step_targets(
@@ -299,7 +332,8 @@ def check_soft_n_step_targets(
       derandomize: use a fixed sequence of examples.
 
     Raises:
-      AssertionError: with the shrunk counterexample, when a target differs.
+      PropertyViolation: (an `AssertionError`) with the shrunk counterexample,
+        when a target differs or has the wrong shape.
     """
 
     jitted_targets = jax.jit(targets_fn, static_argnames=("n",))
@@ -319,8 +353,7 @@ def check_soft_n_step_targets(
                 stream.r_t, stream.discount_t, stream.v_t, stream.kl_t, temperature=temperature, n=n
             )
         )
-        scale = 1.0 + max(np.max(np.abs(expected)), temperature)
-        np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * scale)
+        _check_targets_match(got, expected, tolerance=tolerance, temperature=temperature, n=n)
 
     with jax.enable_x64(True):
         soft_n_step_targets_match_recursion()
