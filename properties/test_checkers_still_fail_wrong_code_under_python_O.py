@@ -2,7 +2,8 @@
 
 `python -O` deletes every bare `assert` statement, so a checker built on
 `assert` would silently accept any loss there. A fresh `python -O` process
-runs each public checker of softeq.properties against softeq's own function
+runs each public checker of softeq.properties (the main theorem [E15], the
+n-step soft targets [E13]) against softeq's own function
 (which must pass) and against a deliberately wrong one (which must raise
 `PropertyViolation`), and reports what happened as JSON; the script itself
 uses no `assert`, and it first confirms that `__debug__` is off, i.e. that
