@@ -146,6 +146,16 @@ ENTRIES: tuple[Entry, ...] = (
         _c(_floats((S, A)), temperature=_TAU, log_prior=_floats((S, A), -2.0, 0.0)),
     ),
     Entry(
+        "bootstrap_truncations",
+        core.bootstrap_truncations,
+        _c(
+            _floats((T,)),
+            _discounts((T,)),
+            lambda rng: (rng.random(T) < 0.3).astype(np.float64),
+            _floats((T,)),
+        ),
+    ),
+    Entry(
         "damped_soft_q_targets",
         core.damped_soft_q_targets,
         _c(_floats((T,)), _floats((T,)), epsilon=_uniform(0.01, 1.0)),

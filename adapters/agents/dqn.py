@@ -4,11 +4,12 @@ The target of every sampled n-step window comes from
 `softeq.core.soft_dqn_targets` evaluated on the target network's rows
 Q̄(s_{i+1}, ·) … Q̄(s_{i+n}, ·): "hard" bootstraps from max_a Q̄, the soft
 modes from τ log mean/sum exp(Q̄/τ) and subtract τ·KL of the target network's
-Boltzmann policy at the intermediate states [E13]. An episode end inside the
-window (termination or time-limit truncation, since the truncated state is
-not handed back by the vector env) gives a zero discount, which cuts the
-later rewards and the bootstrap. Online Q is fitted with the Huber loss, Adam
-and global-norm clipping; the target network is a periodic hard copy made
+Boltzmann policy at the intermediate states [E13]. A termination inside the
+window gives a zero discount, which cuts the later rewards and the bootstrap;
+a time-limit truncation is not terminal: the window bootstraps there from the
+target network's value of the ended episode's final observation and stops
+(`softeq.core.bootstrap_truncations`). Online Q is fitted with the Huber loss,
+Adam and global-norm clipping; the target network is a periodic hard copy made
 inside the jitted update. Behaviour is ε-greedy with a linear schedule.
 """
 
@@ -25,7 +26,7 @@ import optax
 from softeq.adapters import parallel, replay
 from softeq.adapters.agents import common
 from softeq.adapters.agents.config import DQNConfig
-from softeq.core import soft_dqn_targets
+from softeq.core import bootstrap_truncations, dqn_bootstrap_value, soft_dqn_targets
 
 
 class DQNLearnerState(NamedTuple):
@@ -67,11 +68,14 @@ def dqn_targets(target_params, batch: replay.NStepBatch, *, apply, config: DQNCo
     """n-step targets `[B]` of the sampled windows from the target network (no gradient).
 
     y = `softeq.core.soft_dqn_targets` of the window's rewards, discounts
-    γ·(1 − done) and target rows Q̄(s_{i+1}, ·) … Q̄(s_{i+n}, ·), at its first index.
+    γ·(1 − terminated) and target rows Q̄(s_{i+1}, ·) … Q̄(s_{i+n}, ·), at its
+    first index, after `softeq.core.bootstrap_truncations` has folded the
+    bootstrap value of each truncated transition's final observation (the row
+    `next_obs[:, j]` holds it there) into its reward and cut the window.
 
     Args:
       target_params: target network parameters.
-      batch: `NStepBatch` with rewards/dones `[B, n]` and next_obs `[B, n, …]`.
+      batch: `NStepBatch` with rewards/terminated/truncated `[B, n]` and next_obs `[B, n, …]`.
       apply: the Q-network's `apply(params, obs) -> q [B, A]`.
       config: target mode, temperature and discount.
     """
@@ -79,12 +83,17 @@ def dqn_targets(target_params, batch: replay.NStepBatch, *, apply, config: DQNCo
     next_obs = batch.next_obs.reshape((size * n, *batch.next_obs.shape[2:]))
     q_next = apply(target_params, next_obs)
     q_next = q_next.reshape((size, n, q_next.shape[-1]))
-    discounts = config.discount * (1.0 - batch.dones)
+    discounts = config.discount * (1.0 - batch.terminated)
 
-    def target(r, d, qn):
+    def target(r, d, trunc, qn):
+        v_next = jax.vmap(
+            lambda q: dqn_bootstrap_value(q, mode=config.target, temperature=config.temperature)
+        )(qn)
+        r, d = bootstrap_truncations(r, d, trunc, v_next)
         return soft_dqn_targets(r, d, qn, mode=config.target, temperature=config.temperature, n=n)
 
-    return jax.vmap(target)(batch.rewards, discounts, q_next)[:, 0]
+    targets = jax.vmap(target)(batch.rewards, discounts, batch.truncated, q_next)[:, 0]
+    return jax.lax.stop_gradient(targets)
 
 
 def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: DQNConfig):
@@ -93,7 +102,7 @@ def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: 
     Args:
       params: online network parameters (differentiated).
       target_params: target network parameters (held fixed).
-      batch: `NStepBatch` with obs `[B, …]`, actions `[B]`, rewards/dones `[B, n]`,
+      batch: `NStepBatch` with obs `[B, …]`, actions `[B]`, rewards/terminated/truncated `[B, n]`,
         next_obs `[B, n, …]`.
       apply: the Q-network's `apply(params, obs) -> q [B, A]`.
       config: target mode, temperature, discount and Huber δ.
@@ -247,8 +256,15 @@ class DQNAgent:
         Returns `(state, metrics of the last update or None)`.
         """
         c = self.config
-        done = np.logical_or(step.terminated, step.truncated)
-        buffer = replay.replay_add(state.replay, obs, actions, step.reward, done)
+        buffer = replay.replay_add(
+            state.replay,
+            obs,
+            actions,
+            step.reward,
+            step.terminated,
+            step.truncated,
+            step.final_obs,
+        )
         before = int(state.steps)
         after = before + self.num_envs
         state = state._replace(replay=buffer, steps=np.asarray(after, np.int64))

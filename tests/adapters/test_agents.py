@@ -187,9 +187,15 @@ def test_actor_critic_observe_fills_a_rollout_then_learns():
         assert metrics is None and int(state.cursor) == i + 1
         np.testing.assert_array_equal(state.rollout.obs[:, i], obs)
         np.testing.assert_array_equal(state.rollout.actions[:, i], actions)
-        np.testing.assert_array_equal(state.rollout.rewards[:, i], step.reward)
+        # a truncation bootstraps from the final observation's value and cuts the return
+        _, v_final = agent.network.apply(state.learner.params, step.final_obs)
+        bootstrap = np.where(step.truncated, 0.9 * np.asarray(v_final), 0.0)
+        np.testing.assert_allclose(
+            state.rollout.rewards[:, i], step.reward + bootstrap, rtol=1e-6, atol=1e-6
+        )
         done = step.terminated | step.truncated
         np.testing.assert_allclose(state.rollout.discounts[:, i], 0.9 * ~done)
+    assert any(s.truncated.any() for _, s in steps[:-1])  # the fold was exercised
     params_before = jax.device_get(state.learner.params)
     obs, step = steps[-1]
     actions, state = agent.act(state, obs)
@@ -254,10 +260,12 @@ def test_dqn_targets_follow_the_window_and_its_episode_ends():
             lambda x: x.astype(jnp.float64), net.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
         )
         rng = np.random.default_rng(0)
-        size = 5
+        # per window: (terminated, truncated) of its two transitions
+        dones = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [0, 0], [0, 0], [0, 0]], np.float64)
+        truncs = np.array([[0, 0], [0, 0], [0, 0], [0, 0], [1, 0], [0, 1], [1, 1]], np.float64)
+        size = 7
         next_obs = rng.normal(size=(size, 2, 4)).astype(np.float32)
         rewards = rng.normal(size=(size, 2))
-        dones = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [0, 0]], np.float64)
         q_next = np.asarray(net.apply(params, next_obs.reshape(-1, 4))).reshape(size, 2, 3)
         gamma, tau = 0.9, 0.7
 
@@ -275,21 +283,25 @@ def test_dqn_targets_follow_the_window_and_its_episode_ends():
                 obs=np.zeros((size, 4), np.float32),
                 actions=np.zeros(size, np.int32),
                 rewards=rewards[:, :n],
-                dones=dones[:, :n],
+                terminated=dones[:, :n],
+                truncated=truncs[:, :n],
                 next_obs=next_obs[:, :n],
             )
             config = DQNConfig(target=mode, n_step=n, discount=gamma, temperature=tau)
             got = jax.jit(functools.partial(dqn_targets, apply=net.apply, config=config))(
                 params, batch
             )
+            # brute force: a truncation at j bootstraps from next_obs[:, j] (the final
+            # observation) and stops; a termination stops without a bootstrap.
             value = q_next.max(-1) if mode == "hard" else soft_value(q_next, mode)
             g0 = gamma * (1 - dones[:, 0])
-            if n == 1:
-                expected = rewards[:, 0] + g0 * value[:, 0]
-            else:
+            tail0 = g0 * value[:, 0]
+            if n == 2:
                 g1 = gamma * (1 - dones[:, 1])
                 kl1 = 0.0 if mode == "hard" else tau * kl(q_next[:, 0], mode)
-                expected = rewards[:, 0] + g0 * (rewards[:, 1] - kl1 + g1 * value[:, 1])
+                tail0 = g0 * (rewards[:, 1] - kl1 + g1 * value[:, 1])
+                tail0 = np.where(truncs[:, 0] > 0, g0 * value[:, 0], tail0)
+            expected = rewards[:, 0] + tail0
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=mode)
 
 

@@ -56,7 +56,8 @@ _SCRIPT = textwrap.dedent(
                     obs=rng.normal(size=(b, 4)).astype(np.float32),
                     actions=rng.integers(0, 2, b).astype(np.int32),
                     rewards=rng.normal(size=(b, n)).astype(np.float32),
-                    dones=(rng.random((b, n)) < 0.2).astype(np.float32),
+                    terminated=(rng.random((b, n)) < 0.2).astype(np.float32),
+                    truncated=(rng.random((b, n)) < 0.1).astype(np.float32),
                     next_obs=rng.normal(size=(b, n, 4)).astype(np.float32),
                 )
             else:
