@@ -12,9 +12,12 @@ synchronous rollouts and the optimiser; they differ only in the loss:
 Each rollout holds `num_steps` transitions of every environment and the state
 after them; the n of the n-step returns is `num_steps`, so every step
 bootstraps from the end of the rollout (windows shrink towards the end).
-Discounts are γ·(1 − terminated or truncated): a time-limit truncation cuts
-the return like a termination, because the vector-env contract hands back the
-next episode's first observation, not the truncated one.
+A termination gets discount 0. A time-limit truncation is not terminal: the
+transition bootstraps from the value of the ended episode's final observation
+(the vector env's `final_obs`), computed with the parameters the coming update
+starts from, and the return is cut there (`softeq.core.bootstrap_truncations`
+folds γ·V(s_final) into the reward and zeroes the discount), so the learner is
+never taught that the value collapses at the time limit.
 
 For soft-q every update also differentiates the matching A2C loss (entropy
 "proper", π̄ ≡ 1, value weight c) on the same batch and parameters, sharing one
@@ -36,7 +39,7 @@ import optax
 from softeq.adapters import parallel
 from softeq.adapters.agents import common
 from softeq.adapters.agents.config import A2CConfig, SoftQConfig
-from softeq.core import a2c_loss, a2c_matched_soft_q_loss
+from softeq.core import a2c_loss, a2c_matched_soft_q_loss, bootstrap_truncations
 
 
 class Rollout(NamedTuple):
@@ -245,6 +248,7 @@ class ActorCriticAgent:
         )
         self._act = jax.jit(self._traces["act"])
         self._act_greedy = jax.jit(self._traces["act_greedy"])
+        self._values = jax.jit(lambda params, obs: network.apply(params, obs)[1])
 
     @property
     def trace_counts(self) -> dict[str, int]:
@@ -306,11 +310,19 @@ class ActorCriticAgent:
         """
         t = int(state.cursor)
         buf = state.rollout
-        done = np.logical_or(step.terminated, step.truncated)
+        discounts = self.config.discount * (1.0 - np.asarray(step.terminated, np.float32))
+        rewards = np.asarray(step.reward, np.float32)
+        truncated = np.asarray(step.truncated, bool)
+        if truncated.any():
+            # The parameters do not change before the update at the end of this rollout.
+            v_final = np.asarray(self._values(state.learner.params, step.final_obs))
+            rewards, discounts = bootstrap_truncations(
+                rewards, discounts, truncated.astype(np.float32), v_final
+            )
         buf.obs[:, t] = obs
         buf.actions[:, t] = actions
-        buf.rewards[:, t] = step.reward
-        buf.discounts[:, t] = self.config.discount * (1.0 - done.astype(np.float32))
+        buf.rewards[:, t] = rewards
+        buf.discounts[:, t] = discounts
         t += 1
         steps = state.steps + self.num_envs
         if t < self.config.num_steps:
