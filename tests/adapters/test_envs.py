@@ -142,6 +142,23 @@ def test_acrobot_contract():
 # --------------------------------------------------------------------------- bad input
 
 
+def test_truncation_hands_over_the_final_observation_of_the_single_env():
+    """Acrobot under random actions is cut at 500 steps: `final_obs` is what a plain
+    gymnasium env shows at that step, and `obs` is already the next episode's start."""
+    seed = 3
+    with make_vector_env("Acrobot-v1", num_envs=1, seed=seed) as env:
+        run = _rollout(env, 500, action_seed=seed)
+    single = gym.make("Acrobot-v1")
+    obs, _ = single.reset(seed=seed)
+    for a in run["actions"][:, 0]:
+        obs, _, terminated, truncated, _ = single.step(int(a))
+    single.close()
+    assert truncated and not terminated and run["truncated"][-1, 0]
+    np.testing.assert_array_equal(run["final_obs"][-1, 0], obs)
+    assert not np.array_equal(run["obs"][-1, 0], obs)
+    np.testing.assert_array_equal(run["final_obs"][:-1], run["obs"][1:-1])
+
+
 @pytest.mark.parametrize("env_id", ["ALE/NotAGame-v5", "Foo-v0", "CartPole-v0", "ALE/Pong-v4"])
 def test_unknown_env_id_names_argument_value_and_allowed(env_id):
     with pytest.raises(ValueError) as info:
@@ -242,6 +259,11 @@ def test_pong_contract_frame_skip_once_and_truncation(backend):
     assert np.all(run["frame"][1:][ended] <= options.noop_max * options.frame_skip + 4)
     # the new episode's first observation is returned on the step that ended one
     assert np.all(run["obs"][1:][ended][:, :3] == 0)
+    # ... and the ended episode's last one as final_obs: its stack continues the previous
+    # observation's (frames shift by one), which the new episode's zero padding cannot.
+    np.testing.assert_array_equal(run["final_obs"][ended][:, :3], run["obs"][:-1][ended][:, 1:])
+    assert run["final_obs"][ended][:, :3].any()
+    np.testing.assert_array_equal(run["final_obs"][~ended], run["obs"][1:][~ended])
     # each episode's raw return is the sum of its rewards (Pong's are already ±1)
     np.testing.assert_array_equal(
         ~np.isnan(run["episode_returns"]), ended
