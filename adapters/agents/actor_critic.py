@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 from softeq.adapters import parallel
-from softeq.adapters.agents import common
+from softeq.adapters.agents import common, eval_policies
 from softeq.adapters.agents.config import A2CConfig, SoftQConfig
 from softeq.core import a2c_loss, a2c_matched_soft_q_loss, bootstrap_truncations
 
@@ -300,6 +300,47 @@ class ActorCriticAgent:
     def act_greedy(self, state: ActorCriticState, obs: np.ndarray) -> np.ndarray:
         """The most probable action under π_θ for each observation, `[N]` int32."""
         return np.asarray(self._act_greedy(state.learner.params, obs))
+
+    # ---- evaluation: own jitted functions, randomness from the caller's key ----
+
+    def act_eval(
+        self,
+        state: ActorCriticState,
+        obs: np.ndarray,
+        key: jax.Array,
+        *,
+        policy: str,
+        epsilon: float = 0.05,
+    ) -> np.ndarray:
+        """Evaluation actions `[N]` int32 for `obs` under `policy`.
+
+        Args:
+          state: the agent state; only its parameters are read and no state is
+            returned, so the training key `state.rng` (and exact resume) is untouched.
+          obs: `[N, *observation_shape]` observations.
+          key: PRNG key of this step's draws, derived from the evaluation seed.
+          policy: "greedy" (argmax of the logits), "sample" (a draw from π_θ, the
+            policy a2c and soft-q train) or "epsilon" (ε-greedy).
+          epsilon: ε of "epsilon", in [0, 1].
+        """
+        eval_policies.check_eval_policy(policy, epsilon, allowed=eval_policies.EVAL_POLICY_NAMES)
+        if policy == "greedy":
+            return self.act_greedy(state, obs)
+        params = state.learner.params
+        if policy == "sample":
+            sample = eval_policies.jitted_once(self, "act_eval_sample", self._eval_sample)
+            return np.asarray(sample(params, key, obs))
+        explore = eval_policies.jitted_once(self, "act_eval_epsilon", self._eval_epsilon)
+        return np.asarray(explore(params, key, obs, np.float32(epsilon)))
+
+    def _eval_sample(self, params, key, obs):
+        logits, _ = self.network.apply(params, obs)
+        return eval_policies.sample_actions(logits, key)
+
+    def _eval_epsilon(self, params, key, obs, epsilon):
+        return eval_policies.epsilon_greedy_actions(
+            self._greedy(params, obs), key, epsilon, num_actions=self.num_actions
+        )
 
     def observe(self, state: ActorCriticState, obs, actions, step):
         """Stores one transition per env; after `num_steps` of them runs the learner.

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from softeq.adapters import parallel, replay
-from softeq.adapters.agents import common
+from softeq.adapters.agents import common, eval_policies
 from softeq.adapters.agents.config import DQNConfig
 from softeq.core import bootstrap_truncations, dqn_bootstrap_value, soft_dqn_targets
 
@@ -247,6 +247,40 @@ class DQNAgent:
     def act_greedy(self, state: DQNState, obs: np.ndarray) -> np.ndarray:
         """argmax_a Q(obs, a) for each observation, `[N]` int32."""
         return np.asarray(self._act_greedy(state.learner.params, obs))
+
+    # ---- evaluation: own jitted function, randomness from the caller's key ----
+
+    def act_eval(
+        self,
+        state: DQNState,
+        obs: np.ndarray,
+        key: jax.Array,
+        *,
+        policy: str,
+        epsilon: float = 0.05,
+    ) -> np.ndarray:
+        """Evaluation actions `[N]` int32 for `obs` under `policy`.
+
+        Args:
+          state: the agent state; only its online parameters are read and no
+            state is returned, so the training key `state.rng` is untouched.
+          obs: `[N, *observation_shape]` observations.
+          key: PRNG key of this step's draws, derived from the evaluation seed.
+          policy: "greedy" (argmax_a Q) or "epsilon" (ε-greedy, the usual
+            protocol for Q-learners); DQN learns no stochastic policy, so
+            "sample" is refused.
+          epsilon: ε of "epsilon", in [0, 1].
+        """
+        eval_policies.check_eval_policy(policy, epsilon, allowed=("greedy", "epsilon"))
+        if policy == "greedy":
+            return self.act_greedy(state, obs)
+        explore = eval_policies.jitted_once(self, "act_eval_epsilon", self._eval_epsilon)
+        return np.asarray(explore(state.learner.params, key, obs, np.float32(epsilon)))
+
+    def _eval_epsilon(self, params, key, obs, epsilon):
+        return eval_policies.epsilon_greedy_actions(
+            self._greedy(params, obs), key, epsilon, num_actions=self.num_actions
+        )
 
     def observe(self, state: DQNState, obs, actions, step):
         """Stores the transitions; runs the learner updates that fall due.
