@@ -32,6 +32,16 @@ CONFIG_FILENAME = "config.json"
 BACKENDS = ("auto", "ale", "gymnasium")
 CONFIG_FORMAT_VERSION = 1
 
+#: Evaluation policies (`RunConfig.eval_policy`); "auto" picks the standard protocol of
+#: `resolve_eval_protocol` for the environment and algorithm.
+EVAL_POLICIES = ("auto", "greedy", "sample", "epsilon")
+#: ε of ε-greedy evaluation: 0.05, as in Mnih et al. (2015), "Human-level control through
+#: deep reinforcement learning".
+DEFAULT_EVAL_EPSILON = 0.05
+#: Per-episode cap of an Atari evaluation in agent steps: 4 500 steps × frame skip 4 =
+#: 18 000 frames = 5 minutes of play (Mnih et al. 2015). The env's own limit is 27 000.
+ATARI_EVAL_MAX_EPISODE_STEPS = 4_500
+
 #: Allowed values for string-valued algorithm fields whose config dataclass does not
 #: declare them itself (via `dataclasses.field(metadata={"choices": ...})`).
 KNOWN_FIELD_CHOICES: dict[str, tuple[str, ...]] = {}
@@ -80,7 +90,15 @@ class RunConfig:
         default for this environment (see `resolve_num_envs`).
       total_steps: training budget in environment steps, summed over all envs.
       eval_every: evaluate every this many env steps (`0` = only at the end).
-      eval_episodes: episodes per evaluation (greedy policy, separate env).
+      eval_episodes: episodes per evaluation (on a separate env).
+      eval_policy: how evaluation acts: "greedy" (argmax), "sample" (draws from
+        the learned stochastic policy π_θ; a2c and soft-q only), "epsilon"
+        (ε-greedy with `eval_epsilon`) or "auto" (see `resolve_eval_protocol`).
+      eval_epsilon: ε of the "epsilon" evaluation policy, in [0, 1].
+      eval_max_episode_steps: an evaluation episode that reaches this many agent
+        steps ends there and its return so far is recorded; `0` = auto
+        (`ATARI_EVAL_MAX_EPISODE_STEPS` for Atari, no cap beyond the env's own
+        time limit otherwise).
       checkpoint_every: save a checkpoint every this many env steps (the run also
         saves one at the end).
       keep_checkpoints: how many most recent checkpoints to keep on disk.
@@ -99,6 +117,9 @@ class RunConfig:
     total_steps: int = 100_000
     eval_every: int = 25_000
     eval_episodes: int = 5
+    eval_policy: str = "auto"
+    eval_epsilon: float = DEFAULT_EVAL_EPSILON
+    eval_max_episode_steps: int = 0
     checkpoint_every: int = 10_000
     keep_checkpoints: int = 3
     log_every: int = 1
@@ -120,7 +141,18 @@ class RunConfig:
 
 
 #: Fields that may differ between a saved run and the same run resumed.
-RESUMABLE_CHANGES = frozenset({"total_steps", "progress", "video", "eval_episodes", "eval_every"})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "total_steps",
+        "progress",
+        "video",
+        "eval_episodes",
+        "eval_every",
+        "eval_policy",
+        "eval_epsilon",
+        "eval_max_episode_steps",
+    }
+)
 
 
 def is_atari(env_id: str) -> bool:
@@ -150,6 +182,85 @@ def validate_run_config(config: RunConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"--{name.replace('_', '-')}", value, "must be an integer")
+    validate_eval_settings(
+        config.eval_policy,
+        config.eval_epsilon,
+        config.eval_max_episode_steps,
+        algo=config.algo,
+    )
+
+
+def validate_eval_settings(
+    policy: Any, epsilon: Any, max_episode_steps: Any, *, algo: str | None = None
+) -> None:
+    """Raise `ConfigError` naming the flag of the first bad evaluation setting.
+
+    Args:
+      policy: one of `EVAL_POLICIES`.
+      epsilon: a number in [0, 1].
+      max_episode_steps: an integer >= 0 (0 = auto).
+      algo: when given, "sample" is refused for algorithms without a learned
+        stochastic policy (dqn).
+    """
+    if policy not in EVAL_POLICIES:
+        raise ConfigError("--eval-policy", policy, "allowed: " + "|".join(EVAL_POLICIES))
+    if algo == "dqn" and policy == "sample":
+        raise ConfigError(
+            "--eval-policy",
+            policy,
+            "allowed for --algo dqn: auto|greedy|epsilon (DQN learns no stochastic policy "
+            "to sample from)",
+        )
+    is_number = isinstance(epsilon, int | float) and not isinstance(epsilon, bool)
+    if not is_number or not 0.0 <= epsilon <= 1.0:  # NaN fails the range test
+        raise ConfigError("--eval-epsilon", epsilon, "allowed: a number with 0 <= ε <= 1")
+    if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int):
+        raise ConfigError("--eval-max-episode-steps", max_episode_steps, "must be an integer")
+    if max_episode_steps < 0:
+        raise ConfigError(
+            "--eval-max-episode-steps",
+            max_episode_steps,
+            "allowed: >= 1 agent steps (0 = auto: "
+            f"{ATARI_EVAL_MAX_EPISODE_STEPS} for Atari, no extra cap otherwise)",
+        )
+
+
+class EvalProtocol(typing.NamedTuple):
+    """How evaluation episodes are played (resolved from a `RunConfig`).
+
+    Attributes:
+      policy: "greedy", "sample" or "epsilon".
+      epsilon: ε of the "epsilon" policy.
+      max_episode_steps: per-episode cap in agent steps (0 = none beyond the env's own).
+    """
+
+    policy: str
+    epsilon: float
+    max_episode_steps: int
+
+
+def resolve_eval_protocol(config: RunConfig) -> EvalProtocol:
+    """The evaluation protocol of `config`, with "auto" and 0 replaced by the standard ones.
+
+    Atari follows Mnih et al. (2015): agents with a learned stochastic policy
+    (a2c, soft-q) sample from it, Q-learners (dqn) act ε-greedily with ε =
+    `eval_epsilon` (0.05 by default), and an episode ends after
+    `ATARI_EVAL_MAX_EPISODE_STEPS` agent steps (5 minutes of play); a greedy
+    agent that never presses FIRE would otherwise idle for the env's whole
+    30-minute limit. Classic control evaluates greedily, with only the env's
+    own time limit (500 steps for CartPole-v1 and Acrobot-v1).
+    """
+    atari = is_atari(config.env_id)
+    policy = config.eval_policy
+    if policy == "auto":
+        if not atari:
+            policy = "greedy"
+        else:
+            policy = "epsilon" if config.algo == "dqn" else "sample"
+    cap = config.eval_max_episode_steps
+    if cap == 0 and atari:
+        cap = ATARI_EVAL_MAX_EPISODE_STEPS
+    return EvalProtocol(policy, float(config.eval_epsilon), int(cap))
 
 
 def default_run_dir(config: RunConfig) -> str:
