@@ -389,6 +389,45 @@ class VectorEnv:
             episode_lengths=episode_lengths,
         )
 
+    def cut_episodes(self, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """End the running episodes of the sub-envs in `mask` now and start new ones there.
+
+        For a limit the caller imposes on top of the env's own, such as an
+        evaluation's per-episode cap. No later step reports a cut episode; its
+        raw return and length so far are returned here instead. The other
+        sub-envs are left as they are. The new episodes continue each sub-env's
+        own random stream (nothing is reseeded), so a seeded run stays
+        reproducible.
+
+        Args:
+          mask: bool `[N]`, the sub-envs whose episodes end (at least one).
+
+        Returns:
+          `(obs, episode_returns, episode_lengths)`: `[N, *observation_shape]`
+          the observations to act on next (a new episode's first observation
+          where `mask`, the current one elsewhere); float64 `[N]` raw return
+          and agent-step length of each cut episode, NaN where `mask` is False.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed.")
+        if self._needs_reset:
+            raise RuntimeError("Call `reset()` before `cut_episodes()`.")
+        mask = np.asarray(mask)
+        if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
+            raise ValueError(
+                f"`mask` must be a bool array of shape ({self.num_envs},) selecting at least one "
+                f"sub-env, got dtype {mask.dtype}, shape {mask.shape} and {int(mask.sum())} set."
+            )
+        episode_returns = np.where(mask, self._returns, np.nan)
+        episode_lengths = np.where(mask, self._lengths.astype(np.float64), np.nan)
+        obs, info = self._inner.reset(options={"reset_mask": mask.copy()})
+        self.last_info = info
+        if self.is_atari and "lives" in info:
+            self._lives[mask] = np.asarray(info["lives"], np.int64)[mask]
+        self._returns[mask] = 0.0
+        self._lengths[mask] = 0
+        return self._observations(obs), episode_returns, episode_lengths
+
     def close(self) -> None:
         """Release the sub-environments (idempotent)."""
         if not self._closed:
@@ -400,6 +439,131 @@ class VectorEnv:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # ----------------------------------------------------------------------------------
+    # Exact state as plain data (checkpoints of classic-control runs).
+    # ----------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any] | None:
+        """The complete state of a classic-control vector env as plain data, or None for Atari.
+
+        Plain data means dicts, lists, str, int, float, bool, None and numpy
+        arrays, so a checkpoint can store it without pickle. It holds, per
+        sub-env, the physics state (`[4]` float64 for CartPole and Acrobot),
+        CartPole's `steps_beyond_terminated`, the time limit's step count and the
+        bit-generator state of the sub-env's `np_random` (which draws the
+        auto-reset starts), plus this wrapper's running returns, lengths and
+        lives. `set_state` on a fresh env of the same id and size continues
+        exactly where this one was. Atari emulators cannot export their state:
+        None.
+        """
+        if self.is_atari:
+            return None
+        sub_envs = []
+        for sub in self._inner.envs:
+            base = sub.unwrapped
+            physics = getattr(base, "state", None)
+            entry: dict[str, Any] = {
+                "physics": None if physics is None else np.array(physics, copy=True),
+                "rng": base.np_random.bit_generator.state,
+                "rng_seed": base.np_random_seed,
+            }
+            if hasattr(base, "steps_beyond_terminated"):
+                entry["steps_beyond_terminated"] = base.steps_beyond_terminated
+            for wrapper in _wrapper_chain(sub):
+                if isinstance(wrapper, gym.wrappers.TimeLimit):
+                    entry["elapsed_steps"] = wrapper._elapsed_steps
+                if isinstance(wrapper, gym.wrappers.OrderEnforcing):
+                    entry["has_reset"] = wrapper._has_reset
+            sub_envs.append(entry)
+        return {
+            "kind": "classic-control",
+            "env_id": self.env_id,
+            "num_envs": self.num_envs,
+            "returns": self._returns.copy(),
+            "lengths": self._lengths.copy(),
+            "lives": self._lives.copy(),
+            "needs_reset": self._needs_reset,
+            "pending_seed": self._seed,
+            # Read only by gymnasium's NEXT_STEP / DISABLED modes; kept so the copy is whole.
+            "autoreset_envs": np.array(self._inner._autoreset_envs, copy=True),
+            "sub_envs": sub_envs,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Load a state from `get_state` of an env with the same id and `num_envs`.
+
+        Raises:
+          ValueError: `state` was taken from another kind of env, or this env
+            cannot restore a state (Atari).
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed.")
+        if self.is_atari:
+            raise ValueError(f"{self!r} cannot restore a saved state (Atari emulator state).")
+        if (
+            not isinstance(state, dict)
+            or state.get("kind") != "classic-control"
+            or state.get("env_id") != self.env_id
+            or state.get("num_envs") != self.num_envs
+            or len(state.get("sub_envs", ())) != self.num_envs
+        ):
+            found = (
+                {k: state.get(k) for k in ("kind", "env_id", "num_envs")}
+                if isinstance(state, dict)
+                else type(state).__name__
+            )
+            raise ValueError(
+                f"`state` must come from get_state() of a classic-control {self.env_id!r} env "
+                f"with {self.num_envs} sub-envs, got {found}."
+            )
+        for sub, entry in zip(self._inner.envs, state["sub_envs"], strict=True):
+            base = sub.unwrapped
+            physics = entry["physics"]
+            base.state = None if physics is None else np.array(physics, copy=True)
+            if "steps_beyond_terminated" in entry:
+                base.steps_beyond_terminated = entry["steps_beyond_terminated"]
+            base.np_random = np.random.Generator(_bit_generator(entry["rng"]))
+            base._np_random_seed = entry["rng_seed"]
+            for wrapper in _wrapper_chain(sub):
+                if isinstance(wrapper, gym.wrappers.TimeLimit) and "elapsed_steps" in entry:
+                    wrapper._elapsed_steps = entry["elapsed_steps"]
+                if isinstance(wrapper, gym.wrappers.OrderEnforcing) and "has_reset" in entry:
+                    wrapper._has_reset = entry["has_reset"]
+        self._returns = np.array(state["returns"], np.float64, copy=True)
+        self._lengths = np.array(state["lengths"], np.int64, copy=True)
+        self._lives = np.array(state["lives"], np.int64, copy=True)
+        self._needs_reset = bool(state["needs_reset"])
+        self._seed = state["pending_seed"]
+        self._inner._autoreset_envs = np.array(state["autoreset_envs"], bool, copy=True)
+        self.last_info = {}
+
+
+def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
+    """`env` and every wrapper below it, outermost first (the base env last)."""
+    chain = [env]
+    while isinstance(chain[-1], gym.Wrapper):
+        chain.append(chain[-1].env)
+    return chain
+
+
+#: The numpy bit generators a saved `np_random` state may name.
+_BIT_GENERATORS = {
+    cls.__name__: cls
+    for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937, np.random.Philox)
+}
+
+
+def _bit_generator(state: dict[str, Any]) -> np.random.BitGenerator:
+    """A numpy bit generator set to `state` (a `bit_generator.state` dict)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise ValueError(
+            f"saved random state names bit generator {name!r}; allowed: {sorted(_BIT_GENERATORS)}."
+        )
+    generator = _BIT_GENERATORS[name]()
+    generator.state = state
+    return generator
 
 
 def _ale_vector_available() -> bool:
