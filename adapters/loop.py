@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import pickle
 import random
 import signal
 import sys
@@ -63,7 +62,7 @@ from softeq.adapters.run_config import (
 
 CHECKPOINT_DIRNAME = "checkpoints"
 VIDEO_DIRNAME = "videos"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: env state and RNG states as plain data
 #: Algorithms whose learner consumes fixed-length rollouts (checkpoints align to updates).
 ON_POLICY = frozenset({"a2c", "soft-q"})
 
@@ -113,45 +112,20 @@ class TrainResult:
 # --------------------------------------------------------------------------------------
 
 
-def capture_env_state(env: Any) -> bytes | None:
-    """Serialise the complete state of a vector env, or None if it cannot be captured.
+def capture_env_state(env: Any) -> dict[str, Any] | None:
+    """The complete state of a vector env as plain data, or None if it cannot be captured.
 
-    Uses `env.get_state()` when the env offers one. Otherwise, for gymnasium
-    `SyncVectorEnv`-backed envs (classic control, gymnasium Atari backend without
-    emulator state), it pickles the sub-environments (physics state and
-    `np_random` generators) and the wrapper's bookkeeping (running returns). The
-    ALE vector env holds its emulators in C++ and returns None.
+    Uses `env.get_state()` (`VectorEnv` implements it for classic control and
+    returns None for Atari, whose emulators live in C++); an env without the
+    method gives None, so its episodes restart on resume.
     """
-    if hasattr(env, "get_state"):
-        return pickle.dumps(("get_state", env.get_state()), protocol=5)
-    if getattr(env, "is_atari", False):
-        return None
-    inner = getattr(env, "_inner", None)
-    if inner is None or not hasattr(inner, "envs"):
-        return None
-    try:
-        outer_state = {k: v for k, v in vars(env).items() if k != "_inner"}
-        inner_state = {k: v for k, v in vars(inner).items() if k != "env_fns"}
-        return pickle.dumps(("vars", (outer_state, inner_state)), protocol=5)
-    except Exception as exc:  # some sub-env holds an unpicklable resource
-        warnings.warn(
-            f"environment state cannot be saved ({exc}); resume restarts episodes", stacklevel=2
-        )
-        return None
+    get_state = getattr(env, "get_state", None)
+    return None if get_state is None else get_state()
 
 
-def restore_env_state(env: Any, blob: bytes) -> None:
-    """Load a state captured by `capture_env_state` into a freshly made env of the same kind."""
-    kind, payload = pickle.loads(blob)
-    if kind == "get_state":
-        env.set_state(payload)
-        return
-    outer_state, inner_state = payload
-    inner = env._inner
-    for sub in getattr(inner, "envs", ()):
-        sub.close()
-    vars(inner).update(inner_state)
-    vars(env).update(outer_state)
+def restore_env_state(env: Any, state: dict[str, Any]) -> None:
+    """Load a state from `capture_env_state` into a freshly made env of the same kind."""
+    env.set_state(state)
 
 
 # --------------------------------------------------------------------------------------

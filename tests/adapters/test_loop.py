@@ -111,7 +111,7 @@ def test_resume_falls_back_to_previous_checkpoint_when_newest_is_corrupt(tmp_pat
     newest = paths[-1]
     newest.write_bytes(newest.read_bytes()[:-100])  # truncated
     lines: list[str] = []
-    with pytest.warns(UserWarning, match="damaged checkpoint"):
+    with pytest.warns(UserWarning, match="unusable checkpoint"):
         loop.train(run, cfg, resume=True, out=lines.append)
     assert any(f"resumed from {paths[-2]}" in line for line in lines)
     _assert_same_run(reference_runs("soft-q"), tmp_path)
@@ -331,23 +331,41 @@ def test_evaluation_takes_an_even_quota_from_each_sub_env():
     assert sorted(odd["returns"]) == [1.0, 1.0, 10.0]
 
 
-def test_classic_control_env_state_round_trips_exactly():
-    env = make_vector_env("CartPole-v1", num_envs=3, seed=11)
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1"])
+def test_classic_control_env_state_round_trips_exactly_through_a_checkpoint(tmp_path, env_id):
+    """The env state is plain data: written to a checkpoint file, it restores exactly."""
+    env = make_vector_env(env_id, num_envs=3, seed=11)
     env.reset()
     rng = np.random.default_rng(0)
-    for _ in range(40):
-        env.step(rng.integers(0, 2, 3))
-    blob = loop.capture_env_state(env)
-    assert blob is not None
-    copy = make_vector_env("CartPole-v1", num_envs=3, seed=999)
+    # Long enough for several CartPole episodes to end and auto-reset (their starts are
+    # drawn from each sub-env's generator) and for Acrobot's 500-step limit to count.
+    for _ in range(240):
+        env.step(rng.integers(0, env.num_actions, 3))
+    path = ck.write_checkpoint(tmp_path / "env.ckpt", {"env": loop.capture_env_state(env)})
+    saved = ck.read_checkpoint(path)["env"]
+    copy = make_vector_env(env_id, num_envs=3, seed=999)
     copy.reset()
-    loop.restore_env_state(copy, blob)
-    for actions in rng.integers(0, 2, (200, 3)):
+    loop.restore_env_state(copy, saved)
+    for actions in rng.integers(0, env.num_actions, (600, 3)):
         a, b = env.step(actions), copy.step(actions)
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
     env.close()
     copy.close()
+
+
+def test_env_state_of_another_env_is_refused():
+    cartpole = make_vector_env("CartPole-v1", num_envs=2, seed=0)
+    cartpole.reset()
+    state = cartpole.get_state()
+    for other in (
+        make_vector_env("Acrobot-v1", num_envs=2, seed=0),
+        make_vector_env("CartPole-v1", num_envs=3, seed=0),
+    ):
+        with pytest.raises(ValueError, match="`state` must come from get_state"):
+            other.set_state(state)
+        other.close()
+    cartpole.close()
 
 
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # imageio starts ffmpeg
