@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
+import json
 import math
 import os
+import pickle
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from softeq.adapters import checkpoint as ck
@@ -384,6 +389,22 @@ CASES: list[Case] = [
         status=1,
     ),
     Case(
+        "cli-evaluate-old-format-checkpoint",
+        "cli",
+        ("old.ckpt", "format version 1", "older format", "never unpickled"),
+        argv=("evaluate", "{tmp}/old.ckpt"),
+        setup="old-format",
+        status=1,
+    ),
+    Case(
+        "cli-evaluate-checkpoint-with-object-array",
+        "cli",
+        ("object.ckpt", "array record 0 is refused", "dtype object"),
+        argv=("evaluate", "{tmp}/object.ckpt"),
+        setup="object-array",
+        status=1,
+    ),
+    Case(
         "cli-resume-checkpoint-of-another-algo",
         "cli",
         ("algo='a2c'", "algo='soft-q'", "belongs to"),
@@ -435,6 +456,9 @@ CASES: list[Case] = [
 ]
 
 
+_SETUPS_WITHOUT_RUN = ("", "empty-folder", "garbage", "old-format", "object-array")
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory) -> Path:
     """A finished 64-step A2C CartPole run (4 envs, seed 0) with one checkpoint."""
@@ -456,12 +480,28 @@ def small_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+def _with_checksum(magic: bytes, body: bytes) -> bytes:
+    """A checkpoint file around `body` whose length and SHA-256 fields are correct."""
+    return magic + struct.pack("<Q32s", len(body), hashlib.sha256(body).digest()) + body
+
+
 def _prepare(case: Case, tmp: Path, run_dir: Path) -> None:
-    if case.setup in ("", "empty-folder", "garbage"):
+    if case.setup in _SETUPS_WITHOUT_RUN:
         if case.setup == "empty-folder":
             (tmp / "empty-folder").mkdir()
         elif case.setup == "garbage":
             (tmp / "garbage.ckpt").write_bytes(os.urandom(300))
+        elif case.setup == "old-format":
+            # softeq's format 1: the body was a pickle (of plain data here; never loaded).
+            body = pickle.dumps({"format": 1, "loop": {"env_steps": 64}}, protocol=5)
+            (tmp / "old.ckpt").write_bytes(_with_checksum(b"SOFTEQ-CKPT\x01", body))
+        elif case.setup == "object-array":
+            # A format-2 file whose one array record has object dtype (a pickle inside).
+            record = io.BytesIO()
+            np.lib.format.write_array(record, np.array([None], dtype=object), allow_pickle=True)
+            doc = json.dumps({"format": 2, "arrays": 1, "payload": {"x": {"$array": 0}}})
+            body = struct.pack("<Q", len(doc)) + doc.encode() + record.getvalue()
+            (tmp / "object.ckpt").write_bytes(_with_checksum(ck.MAGIC, body))
         return
     newest = ck.list_checkpoints(run_dir / "checkpoints")[-1][1]
     if case.setup == "garbage":
@@ -531,9 +571,7 @@ def test_bad_input_is_refused_with_a_message_naming_input_value_and_allowed(
         else:
             pytest.fail(f"no {case.error.__name__} raised")
         return
-    needs_run = case.setup not in ("", "empty-folder", "garbage") or any(
-        "{run}" in a for a in case.argv
-    )
+    needs_run = case.setup not in _SETUPS_WITHOUT_RUN or any("{run}" in a for a in case.argv)
     small_run = request.getfixturevalue("small_run") if needs_run else tmp_path / "unused"
     _prepare(case, tmp_path, small_run)
     argv = _fill(case.argv, tmp_path, small_run)
