@@ -362,7 +362,10 @@ def _fault_pause_due() -> str | None:
 
 
 def _pause_mid_write(marker: str, tmp: str) -> None:
-    Path(marker).write_text(tmp + "\n")
+    """Announce the pause through `marker` (created atomically, naming `tmp`), then sleep."""
+    staging = f"{marker}.{os.getpid()}.tmp"
+    Path(staging).write_text(tmp + "\n")
+    os.replace(staging, marker)  # a waiting test never reads a half-written marker
     time.sleep(FAULT_PAUSE_SECONDS)
 
 

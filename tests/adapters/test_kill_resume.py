@@ -100,7 +100,8 @@ def _kill_mid_write(
     try:
         _wait_for(marker.exists, proc, deadline, f"checkpoint write {nth} to pause")
         tmp = Path(marker.read_text().strip())
-        assert tmp.exists() and tmp.stat().st_size > 0, "no partial temporary file"
+        assert tmp.is_file() and tmp.name.startswith(".tmp-ckpt-"), tmp
+        assert tmp.stat().st_size > 0, "no partial temporary file"
         _kill(proc)
     finally:
         if proc.poll() is None:
