@@ -1,4 +1,4 @@
-"""Haiku networks for the agents: Nature-CNN and MLP torsos, actor-critic and Q heads.
+"""Haiku networks for the agents: Nature-CNN, MinAtar and MLP torsos, actor-critic and Q heads.
 
 Every constructor returns an `hk.Transformed` made with
 `hk.without_apply_rng`, so `init(rng, obs)` needs a key and `apply(params, obs)`
@@ -7,6 +7,7 @@ does not (the networks are deterministic). Observations are batched:
 * Atari frames `[B, stack, H, W]` uint8 (or `[B, stack, H, W, 3]` for RGB),
   the layout of `softeq.adapters.envs` — the torso moves the stack to the
   channel axis and divides by 255 itself;
+* MinAtar images `[B, 10, 10, C]` (channel-last 0/1 planes, uint8 or float);
 * vector observations `[B, D]` float.
 
 Weights use orthogonal initialisation with zero biases: gain √2 for hidden
@@ -30,8 +31,10 @@ import numpy as np
 
 from softeq.core import boltzmann_log_policy
 
-TORSOS: tuple[str, ...] = ("nature", "mlp")
+TORSOS: tuple[str, ...] = ("nature", "minatar", "mlp")
 
+#: Height and width of a MinAtar observation.
+MINATAR_GRID = (10, 10)
 _HIDDEN_GAIN = math.sqrt(2.0)
 _POLICY_GAIN = 0.01
 _VALUE_GAIN = 1.0
@@ -71,16 +74,21 @@ def _check_hidden(hidden) -> tuple[int, ...]:
 
 
 def torso_for_observation(observation_shape: Sequence[int]) -> str:
-    """The torso that fits one observation's shape: `"nature"` for frame stacks
-    (`(stack, H, W)` or `(stack, H, W, 3)`), `"mlp"` for vectors `(D,)`.
+    """The torso that fits one observation's shape: `"minatar"` for MinAtar's
+    `(10, 10, C)` images, `"nature"` for frame stacks (`(stack, H, W)` or
+    `(stack, H, W, 3)`), `"mlp"` for vectors `(D,)`.
 
     Example:
       >>> torso_for_observation((4, 84, 84)), torso_for_observation((4,))
       ('nature', 'mlp')
+      >>> torso_for_observation((10, 10, 4))
+      'minatar'
     """
     shape = tuple(observation_shape)
     if len(shape) == 1:
         return "mlp"
+    if len(shape) == 3 and shape[:2] == MINATAR_GRID:
+        return "minatar"
     if len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3):
         return "nature"
     raise ValueError(
@@ -128,6 +136,47 @@ def nature_cnn_torso(x: jax.Array, *, feature_size: int = 512) -> jax.Array:
     return jax.nn.relu(_dense(feature_size, _HIDDEN_GAIN, "shared_dense")(x))
 
 
+def minatar_torso(x: jax.Array, *, channels: int = 16, feature_size: int = 128) -> jax.Array:
+    """The MinAtar network's torso (Young & Tian 2019; call inside `hk.transform`).
+
+    Conv `channels` filters 3×3 stride 1 (VALID) + ReLU → flatten → dense
+    `feature_size` + ReLU. The convolution is computed as one matrix product
+    on the nine shifted windows of the image laid side by side (im2col), with
+    the usual kernel `conv/w [3, 3, C, channels]`: same result as
+    `lax.conv_general_dilated`, but on XLA:CPU the convolution's weight
+    gradient is several times slower than the product, and a convolution
+    `vmap`ped over seeds (per-seed kernels) becomes a grouped convolution that
+    costs more than the seeds run one by one, where a batched product does not.
+
+    Args:
+      x: `[B, 10, 10, C]` channel-last observations (uint8 or float 0/1 planes).
+      channels: filters of the convolution.
+      feature_size: width of the dense layer.
+
+    Returns:
+      `[B, feature_size]` float32 features.
+    """
+    if x.ndim != 4 or tuple(x.shape[1:3]) != MINATAR_GRID:
+        raise ValueError(
+            f"`x` must be [B, 10, 10, C] MinAtar observations, got shape {x.shape} "
+            "(merge any extra leading axes, such as time, into B first)."
+        )
+    x = x.astype(jnp.float32)
+    in_channels = x.shape[-1]
+    size = MINATAR_GRID[0] - 2  # VALID 3×3 windows per axis
+    with hk.name_scope("conv"):
+        w = hk.get_parameter(
+            "w", (3, 3, in_channels, channels), jnp.float32, init=_orthogonal(_HIDDEN_GAIN)
+        )
+        b = hk.get_parameter("b", (channels,), jnp.float32, init=jnp.zeros)
+    # patches[..., (3i + j)·C + c] = x[:, h + i, w + j, c], matching w.reshape(9C, channels).
+    windows = [x[:, i : i + size, j : j + size, :] for i in range(3) for j in range(3)]
+    patches = jnp.concatenate(windows, axis=-1)
+    h = jax.nn.relu(patches @ w.reshape(9 * in_channels, channels) + b)
+    h = h.reshape(h.shape[0], size * size * channels)
+    return jax.nn.relu(_dense(feature_size, _HIDDEN_GAIN, "shared_dense")(h))
+
+
 def mlp_torso(
     x: jax.Array,
     hidden: Sequence[int] = (64, 64),
@@ -156,6 +205,8 @@ def mlp_torso(
 def _features(x: jax.Array, torso: str, hidden: Sequence[int]) -> jax.Array:
     if torso == "nature":
         return nature_cnn_torso(x)
+    if torso == "minatar":
+        return minatar_torso(x)
     return mlp_torso(x, hidden)
 
 
@@ -166,7 +217,8 @@ def make_actor_critic(
 
     Args:
       num_actions: A, the number of discrete actions.
-      torso: `"nature"` (Atari frames) or `"mlp"` (vector observations).
+      torso: `"nature"` (Atari frames), `"minatar"` (MinAtar images) or `"mlp"`
+        (vector observations).
       hidden: MLP widths (only for `torso="mlp"`).
 
     Returns:
@@ -209,7 +261,7 @@ def make_q_network(
 
     Args:
       num_actions: A, the number of discrete actions.
-      torso: `"nature"` or `"mlp"`.
+      torso: `"nature"`, `"minatar"` or `"mlp"`.
       dueling: use the dueling head.
       hidden: MLP widths (only for `torso="mlp"`).
 

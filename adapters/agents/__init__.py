@@ -37,7 +37,7 @@ from softeq.adapters.agents.config import (
 )
 from softeq.adapters.agents.dqn import DQNAgent, DQNLearnerState, DQNState, dqn_loss, dqn_targets
 
-TORSOS = ("nature", "mlp")
+TORSOS = ("nature", "minatar", "mlp")
 
 __all__ = [
     "ALGORITHMS",
@@ -91,7 +91,7 @@ def make_agent(
       observation_shape: shape of one observation.
       observation_dtype: dtype of observations (uint8 frames, float32 vectors).
       num_envs: number of parallel environments the agent acts in.
-      torso: "nature" (Atari CNN) or "mlp" (vector observations).
+      torso: "nature" (Atari CNN), "minatar" (MinAtar images) or "mlp" (vectors).
       network: a haiku network to use instead of `softeq.adapters.networks`'
         (an actor-critic `(logits [B, A], values [B])` for a2c/soft-q, a
         Q-network `q [B, A]` for dqn).

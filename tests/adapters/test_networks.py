@@ -16,6 +16,7 @@ import pytest
 from softeq.adapters.networks import (
     make_actor_critic,
     make_q_network,
+    minatar_torso,
     mlp_torso,
     nature_cnn_torso,
     soft_q_from_actor_critic,
@@ -257,3 +258,33 @@ def test_bad_arguments():
         soft_q_from_actor_critic(jnp.zeros((2, 3)), jnp.zeros(2), temperature=0.0)
     with pytest.raises(ValueError, match="`values`"):
         soft_q_from_actor_critic(jnp.zeros((2, 3)), jnp.zeros(3), temperature=1.0)
+
+
+def test_minatar_torso_is_the_conv_16_3x3_dense_128_network():
+    # The im2col convolution must equal lax's convolution with the same kernel; both sum
+    # the same 9·C products in float32, in possibly different orders: rtol 1e-5.
+    net = make_actor_critic(5, torso="minatar")
+    x = (np.random.default_rng(0).random((6, 10, 10, 7)) > 0.6).astype(np.uint8)
+    params = jax.jit(net.init)(jax.random.key(0), x)
+    shapes = {name: {k: v.shape for k, v in layer.items()} for name, layer in params.items()}
+    assert shapes["conv"] == {"w": (3, 3, 7, 16), "b": (16,)}
+    assert shapes["shared_dense"] == {"w": (8 * 8 * 16, 128), "b": (128,)}
+    h = jax.lax.conv_general_dilated(
+        jnp.asarray(x, jnp.float32),
+        params["conv"]["w"],
+        window_strides=(1, 1),
+        padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    h = jax.nn.relu(h + params["conv"]["b"]).reshape(6, -1)
+    h = jax.nn.relu(h @ params["shared_dense"]["w"] + params["shared_dense"]["b"])
+    logits, values = net.apply(params, x)
+    np.testing.assert_allclose(
+        logits, h @ params["policy"]["w"] + params["policy"]["b"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(values, (h @ params["value"]["w"])[:, 0], rtol=1e-5, atol=1e-6)
+    assert torso_for_observation((10, 10, 7)) == "minatar"
+    q_net = make_q_network(5, torso="minatar")
+    assert q_net.apply(q_net.init(jax.random.key(1), x), x).shape == (6, 5)
+    with pytest.raises(ValueError, match=r"\[B, 10, 10, C\]"):
+        hk.transform(minatar_torso).init(jax.random.key(0), jnp.zeros((2, 4, 84, 84)))
