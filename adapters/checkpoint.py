@@ -142,6 +142,11 @@ def restore_like(template: Any, saved: Any) -> Any:
     out = []
     for t, s in zip(t_leaves, s_leaves, strict=True):
         if isinstance(s, _KeyData):
+            if isinstance(t, jax.Array) and np.shape(s.data) != jax.random.key_data(t).shape:
+                raise CheckpointError(
+                    f"checkpoint PRNG key data of shape {np.shape(s.data)} does not match the "
+                    f"agent state's key data of shape {jax.random.key_data(t).shape}"
+                )
             key = jax.random.wrap_key_data(s.data, impl=s.impl)
             out.append(jax.device_put(key, t.sharding) if isinstance(t, jax.Array) else key)
             continue
