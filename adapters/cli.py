@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from softeq.adapters.run_config import (
+    ATARI_EVAL_MAX_EPISODE_STEPS,
     CONFIG_FILENAME,
+    EVAL_POLICIES,
     RESUMABLE_CHANGES,
     ConfigError,
     FieldSpec,
@@ -37,7 +39,9 @@ from softeq.adapters.run_config import (
     configs_to_dict,
     default_run_dir,
     read_config_json,
+    resolve_eval_protocol,
     resolve_num_envs,
+    validate_eval_settings,
 )
 
 EXIT_USAGE = 2
@@ -117,7 +121,8 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
     add("--num-envs", "num_envs", "INT", "parallel envs (default: the algorithm's per-env default)")
     add("--total-steps", "total_steps", "INT", f"env-step budget, all envs ({d.total_steps})")
     add("--eval-every", "eval_every", "INT", f"env steps; 0 = only at the end ({d.eval_every})")
-    add("--eval-episodes", "eval_episodes", "INT", f"greedy episodes ({d.eval_episodes})")
+    add("--eval-episodes", "eval_episodes", "INT", f"episodes per evaluation ({d.eval_episodes})")
+    _add_eval_protocol_flags(g, d)
     add("--checkpoint-every", "checkpoint_every", "INT", f"env steps ({d.checkpoint_every})")
     add("--keep-checkpoints", "keep_checkpoints", "INT", f"newest kept ({d.keep_checkpoints})")
     add("--log-every", "log_every", "INT", f"learner updates per CSV row ({d.log_every})")
@@ -146,6 +151,47 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
         )
 
 
+def _add_eval_protocol_flags(group: Any, d: RunConfig) -> None:
+    """`--eval-policy`, `--eval-epsilon`, `--eval-max-episode-steps` (train, compare, evaluate)."""
+    group.add_argument(
+        "--eval-policy",
+        dest="run__eval_policy",
+        default=argparse.SUPPRESS,
+        metavar="|".join(EVAL_POLICIES),
+        help="how evaluation acts; auto: Atari a2c/soft-q sample from the learned policy, "
+        f"Atari dqn is epsilon-greedy, classic control is greedy ({d.eval_policy})",
+    )
+    group.add_argument(
+        "--eval-epsilon",
+        dest="run__eval_epsilon",
+        default=argparse.SUPPRESS,
+        metavar="FLOAT",
+        help=f"epsilon of --eval-policy epsilon, as in Mnih et al. 2015 ({d.eval_epsilon})",
+    )
+    group.add_argument(
+        "--eval-max-episode-steps",
+        dest="run__eval_max_episode_steps",
+        default=argparse.SUPPRESS,
+        metavar="INT",
+        help="an evaluation episode ends after this many agent steps; 0 = auto: "
+        f"{ATARI_EVAL_MAX_EPISODE_STEPS} for Atari (5 minutes of play), none otherwise "
+        f"({d.eval_max_episode_steps})",
+    )
+
+
+#: Float-valued run fields given as text on the command line.
+_FLOAT_RUN_FIELDS = {"eval_epsilon"}
+
+
+def _parse_float(flag: str, text: Any) -> float:
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ConfigError(flag, text, "must be a number") from None
+
+
 _INT_RUN_FIELDS = {
     "seed",
     "num_envs",
@@ -155,6 +201,7 @@ _INT_RUN_FIELDS = {
     "checkpoint_every",
     "keep_checkpoints",
     "log_every",
+    "eval_max_episode_steps",
 }
 
 
@@ -179,6 +226,8 @@ def _run_overrides(ns: argparse.Namespace) -> dict[str, Any]:
             name = key[5:]
             if name in _INT_RUN_FIELDS:
                 value = _parse_int("--" + name.replace("_", "-"), value)
+            elif name in _FLOAT_RUN_FIELDS:
+                value = _parse_float("--" + name.replace("_", "-"), value)
             out[name] = value
     return out
 
@@ -308,7 +357,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
         fe = result.final_eval
         print(
             f"evaluation return: {fe['return_mean']:.2f} ± {fe['return_std']:.2f} "
-            f"({int(fe['episodes'])} episodes)"
+            f"({int(fe['episodes'])} episodes, {_protocol_text(resolve_eval_protocol(run))}"
+            f"{_capped_text(fe.get('capped', 0))})"
         )
     print(
         f"steps per second: {result.sps:,.0f} (after the first update, without evaluation); "
@@ -355,14 +405,40 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
         raise ConfigError("--episodes", ns.episodes, "allowed: >= 1")
     if not Path(ns.path).exists():
         raise ConfigError("path", ns.path, "must be a run folder or a checkpoint file")
-    summary = evaluate.evaluate_checkpoint(ns.path, episodes=ns.episodes, seed=ns.seed)
+    protocol = _run_overrides(ns)  # only the --eval-* flags are run flags here
+    defaults = RunConfig()
+    validate_eval_settings(  # before the checkpoint is loaded; the algo is checked after
+        protocol.get("eval_policy", defaults.eval_policy),
+        protocol.get("eval_epsilon", defaults.eval_epsilon),
+        protocol.get("eval_max_episode_steps", defaults.eval_max_episode_steps),
+    )
+    summary = evaluate.evaluate_checkpoint(
+        ns.path,
+        episodes=ns.episodes,
+        seed=ns.seed,
+        policy=protocol.get("eval_policy"),
+        epsilon=protocol.get("eval_epsilon"),
+        max_episode_steps=protocol.get("eval_max_episode_steps"),
+    )
     print(f"checkpoint: {summary['checkpoint']} (env step {summary['env_steps']})")
+    used = (summary["policy"], summary["epsilon"], summary["max_episode_steps"])
     print(
         f"{summary['algo']} on {summary['env_id']}: return {summary['return_mean']:.2f} ± "
         f"{summary['return_std']:.2f} over {summary['episodes']} episodes "
-        f"(greedy policy, seed {ns.seed})"
+        f"({_protocol_text(used)}{_capped_text(summary['capped'])}, seed {ns.seed})"
     )
     return 0
+
+
+def _protocol_text(protocol: Sequence[Any]) -> str:
+    """`(policy, epsilon, max_episode_steps)` in words: "epsilon 0.05 policy, cap 4500 steps"."""
+    policy, epsilon, cap = protocol
+    text = f"epsilon {epsilon:g} policy" if policy == "epsilon" else f"{policy} policy"
+    return text + (f", cap {cap} steps" if cap > 0 else "")
+
+
+def _capped_text(capped: float) -> str:
+    return f", {int(capped)} capped" if capped else ""
 
 
 # ------------------------------------------------------------------ subcommand: plot
@@ -436,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="run folder or checkpoint file")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=12345)
+    _add_eval_protocol_flags(
+        p.add_argument_group("evaluation protocol (default: the saved run's)"), RunConfig()
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("plot", help="redraw the figures of a run or compare folder")

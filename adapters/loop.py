@@ -52,9 +52,11 @@ import numpy as np
 from softeq.adapters import checkpoint as ckpt_lib
 from softeq.adapters.logger import MetricsLogger
 from softeq.adapters.run_config import (
+    DEFAULT_EVAL_EPSILON,
     RunConfig,
     configs_to_dict,
     format_configs,
+    resolve_eval_protocol,
     resolve_num_envs,
     resolve_torso,
     save_run_configs,
@@ -133,6 +135,30 @@ def restore_env_state(env: Any, state: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
+def _check_eval_options(policy: str, epsilon: float, max_episode_steps: int) -> None:
+    from softeq.adapters.agents.eval_policies import EVAL_POLICY_NAMES, check_eval_policy
+
+    check_eval_policy(policy, epsilon, allowed=EVAL_POLICY_NAMES)
+    if (
+        isinstance(max_episode_steps, bool)
+        or not isinstance(max_episode_steps, int | np.integer)
+        or max_episode_steps < 0
+    ):
+        raise ValueError(
+            f"`max_episode_steps` must be an integer >= 0 (0 = no cap), got {max_episode_steps!r}."
+        )
+
+
+def _evaluation_actions(
+    agent: Any, state: Any, obs: np.ndarray, policy: str, epsilon: float, base_key, t: int
+) -> np.ndarray:
+    """The `[N]` actions of evaluation step `t`; draws use `fold_in(base_key, t)`."""
+    if policy == "greedy":
+        return np.asarray(agent.act_greedy(state, obs))
+    key = jax.random.fold_in(base_key, t)
+    return np.asarray(agent.act_eval(state, obs, key, policy=policy, epsilon=epsilon))
+
+
 def evaluate_agent(
     agent: Any,
     state: Any,
@@ -140,38 +166,81 @@ def evaluate_agent(
     *,
     episodes: int,
     seed: int,
+    policy: str = "greedy",
+    epsilon: float = DEFAULT_EVAL_EPSILON,
+    max_episode_steps: int = 0,
     max_steps: int = 200_000,
-) -> dict[str, float]:
-    """Run `episodes` greedy episodes on `env` and summarise their raw returns.
+) -> dict[str, Any]:
+    """Play `episodes` evaluation episodes on `env` and summarise their raw returns.
 
     Every sub-env is reset with seed `seed + i`; sub-env i contributes its first
     `quota_i` episodes, with the quotas spread evenly, so that short episodes
     are not over-represented.
 
+    Args:
+      agent: has `act_greedy(state, obs)`, and `act_eval(state, obs, key, *,
+        policy, epsilon)` for the "sample" and "epsilon" policies.
+      state: the agent state; it is only read, so evaluating mid-run leaves the
+        training key `state.rng` (and exact resume) untouched.
+      env: the evaluation vector env; with a cap it must offer
+        `cut_episodes(mask)` (`softeq.adapters.envs.VectorEnv` does).
+      episodes: number of episodes to record, >= 1.
+      seed: seeds the env resets and the policy's draws: step t uses the key
+        `fold_in(PRNGKey(seed), t)`, so the same seed replays the same evaluation.
+      policy: "greedy" (argmax), "sample" (draws from the agent's learned
+        stochastic policy π_θ) or "epsilon" (ε-greedy).
+      epsilon: ε of "epsilon", in [0, 1]; 0.05 by default (Mnih et al. 2015).
+      max_episode_steps: an episode that reaches this many agent steps ends
+        there and its raw return so far is recorded (and counted in `capped`);
+        0 = no cap beyond the env's own time limit.
+      max_steps: safety limit on the number of vector steps of the whole call.
+
     Returns:
-      `{"return_mean", "return_std", "length_mean", "episodes"}`; `returns` and
-      `lengths` lists are included as well.
+      `{"return_mean", "return_std", "length_mean", "episodes", "capped"}`
+      (`capped`: how many of the recorded episodes ended at the cap), with the
+      `returns` and `lengths` lists as well.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    _check_eval_options(policy, epsilon, max_episode_steps)
+    if max_episode_steps > 0 and not hasattr(env, "cut_episodes"):
+        raise TypeError(
+            f"`max_episode_steps`={max_episode_steps} needs an env with `cut_episodes(mask)`, "
+            f"and {type(env).__name__} has none; pass max_episode_steps=0."
+        )
     n = env.num_envs
     quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
     done = np.zeros(n, np.int64)
+    steps_in_episode = np.zeros(n, np.int64)
     returns: list[float] = []
     lengths: list[float] = []
+    capped = 0
+    base_key = jax.random.PRNGKey(seed)
     obs = env.reset(seed=seed)
-    for _ in range(max_steps):
+    for t in range(max_steps):
         if (done >= quota).all():
             break
-        actions = np.asarray(agent.act_greedy(state, obs))
-        step = env.step(actions)
+        step = env.step(_evaluation_actions(agent, state, obs, policy, epsilon, base_key, t))
         obs = step.obs
-        ended = np.flatnonzero(~np.isnan(step.episode_returns))
-        for i in ended:
+        steps_in_episode += 1
+        ended = ~np.isnan(step.episode_returns)
+        for i in np.flatnonzero(ended):
             if done[i] < quota[i]:
                 returns.append(float(step.episode_returns[i]))
                 lengths.append(float(step.episode_lengths[i]))
                 done[i] += 1
+        steps_in_episode[ended] = 0
+        if max_episode_steps > 0:
+            # Only sub-envs that still owe episodes are cut; the others play on unrecorded.
+            at_cap = (steps_in_episode >= max_episode_steps) & (done < quota)
+            if at_cap.any():
+                obs, cut_returns, cut_lengths = env.cut_episodes(at_cap)
+                for i in np.flatnonzero(at_cap):
+                    returns.append(float(cut_returns[i]))
+                    lengths.append(float(cut_lengths[i]))
+                    done[i] += 1
+                    capped += 1
+                steps_in_episode[at_cap] = 0
     else:
         warnings.warn(
             f"evaluation stopped after {max_steps} steps with {len(returns)} episodes",
@@ -183,6 +252,7 @@ def evaluate_agent(
         "return_std": float(arr.std()) if arr.size else float("nan"),
         "length_mean": float(np.mean(lengths)) if lengths else float("nan"),
         "episodes": float(arr.size),
+        "capped": float(capped),
         "returns": returns,
         "lengths": lengths,
     }
@@ -309,11 +379,17 @@ def record_video_episode(
     path: str | os.PathLike,
     backend: str = "auto",
     max_steps: int = 30_000,
+    policy: str = "greedy",
+    epsilon: float = DEFAULT_EVAL_EPSILON,
+    max_episode_steps: int = 0,
 ) -> Path:
-    """Record one greedy episode of sub-env 0 of a fresh vector env to an mp4.
+    """Record one evaluation episode of sub-env 0 of a fresh vector env to an mp4.
 
     Atari: the newest preprocessed frame the agent sees (84×84, upscaled 4×).
-    Classic control: the state drawn by `render_classic_control`.
+    Classic control: the state drawn by `render_classic_control`. The agent acts
+    as in `evaluate_agent` (`policy`, `epsilon`, draws keyed by `seed`); the
+    recording stops when the episode ends, after `max_episode_steps` agent
+    steps (0 = no cap) or after `max_steps` frames.
     """
     from softeq.adapters.envs import make_vector_env
 
@@ -323,10 +399,14 @@ def record_video_episode(
         def draw(o: np.ndarray) -> np.ndarray:
             return _frame_from_observation(o) if env.is_atari else render_classic_control(env_id, o)
 
+        _check_eval_options(policy, epsilon, max_episode_steps)
+        limit = min(max_steps, max_episode_steps) if max_episode_steps > 0 else max_steps
+        base_key = jax.random.PRNGKey(seed)
         obs = env.reset(seed=seed)
         frames = [draw(obs[0])]
-        for _ in range(max_steps):
-            step = env.step(np.asarray(agent.act_greedy(state, obs)))
+        for t in range(limit):
+            actions = _evaluation_actions(agent, state, obs, policy, epsilon, base_key, t)
+            step = env.step(actions)
             if not np.isnan(step.episode_returns[0]):
                 break
             obs = step.obs
@@ -545,16 +625,21 @@ def train(
                     backend=run.backend,
                 )
             index = env_steps // max(run.eval_every, 1)
+            protocol = resolve_eval_protocol(run)
             result = evaluate_agent(
                 agent,
                 state,
                 eval_env,
                 episodes=run.eval_episodes,
                 seed=_resume_seed(run.seed + 1, index),
+                policy=protocol.policy,
+                epsilon=protocol.epsilon,
+                max_episode_steps=protocol.max_episode_steps,
             )
             logger.scalar("eval/return_mean", result["return_mean"], env_steps)
             logger.scalar("eval/return_std", result["return_std"], env_steps)
             logger.scalar("eval/length_mean", result["length_mean"], env_steps)
+            logger.scalar("eval/capped_episodes", result["capped"], env_steps)
             if run.video:
                 video = record_video_episode(
                     agent,
@@ -564,6 +649,9 @@ def train(
                     seed=run.seed + 2,
                     path=run_dir / VIDEO_DIRNAME / f"eval-{env_steps:012d}.mp4",
                     backend=run.backend,
+                    policy=protocol.policy,
+                    epsilon=protocol.epsilon,
+                    max_episode_steps=protocol.max_episode_steps,
                 )
                 result["video"] = str(video)
             return result
