@@ -140,7 +140,7 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
             dest="run__video",
             default=argparse.SUPPRESS,
             action="store_true",
-            help="record one greedy evaluation episode to mp4 at each evaluation",
+            help="record one evaluation episode to mp4 at each evaluation",
         )
         g.add_argument(
             "--no-progress",

@@ -12,7 +12,7 @@ its own run folder, then writes into the compare folder:
     summary.md, summary.csv
 
 "Final return" of a run is the mean raw return of its last 100 training
-episodes; "final eval" is the greedy evaluation at the end of the run. The
+episodes; "final eval" is the evaluation at the end of the run. The
 cosine statistics pool every logged `grad_cosine` value of every seed.
 """
 
@@ -361,7 +361,7 @@ def write_summary(compare_dir: str | os.PathLike) -> list[Path]:
         "",
         f"Seeds: {', '.join(str(s) for s in manifest['seeds'])}. "
         f"Final return = mean raw return of the last {FINAL_EPISODES} training episodes of a "
-        "run; final eval = greedy evaluation at the end of the run; both as mean ± std over "
+        "run; final eval = evaluation at the end of the run; both as mean ± std over "
         "seeds. Cosine = cos(∇ soft-Q loss, ∇ A2C loss) per logged learner update, "
         "pooled over seeds.",
         "",

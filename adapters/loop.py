@@ -10,7 +10,9 @@
         state, metrics = agent.observe(state, obs, actions, step)   # learns when due
         obs = step.obs
         log finished episodes and learner metrics (CSV + TensorBoard + progress bar)
-        every eval_every steps: greedy evaluation episodes on a separate env
+        every eval_every steps: evaluation episodes on a separate env (greedy on
+            classic control; on Atari sampled from π_θ or ε-greedy, capped at
+            4 500 steps: run_config.resolve_eval_protocol)
         every checkpoint_every steps: atomic checkpoint
 
 Resume (`resume=True`) restores, from the newest good checkpoint, the agent
