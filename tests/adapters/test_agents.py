@@ -1,11 +1,15 @@
 """Agents of paper §6: configs, wiring, [E16] at the adapter level, no retracing, learning.
 
-The learning tests train on CartPole-v1 from seed 0 with the CartPole defaults
-and compare the mean return of the last 20 finished episodes with a threshold.
-A uniformly random policy scores about 22. The thresholds come from runs of
-the same budgets over several seeds (numbers in each test's docstring); they
-sit well below the worst measured run and far above random, so a regression
-that stops learning fails while run-to-run noise does not.
+The learning tests train on CartPole-v1 with the CartPole defaults, one run
+per seed over several seeds, score each run by the mean return of its last
+20 finished episodes, and assert on the median over the seeds. A uniformly
+random policy scores about 22. Training is deterministic on one machine but
+not across machines (XLA's CPU code differs), so a single seed's score is a
+draw from a distribution; the thresholds sit below what the median reaches on
+distributions measured over 16 seeds with `python -m benchmarks.learning_margins`
+(numbers in each test's docstring), so that a new machine, or seeds shifted
+with `SOFTEQ_TEST_SEED_OFFSET`, does not flip them while a learner that stops
+learning still fails.
 """
 
 from __future__ import annotations
@@ -447,28 +451,47 @@ def test_pickled_state_resumes_exactly(algo):
 # --------------------------------------------------------------------------------------
 
 
+LEARNING_SEEDS = (0, 1, 2, 3, 4)
+
+
+def _median_score(algo, seeds, *, total_steps, **overrides):
+    """Median over seeds of the last-20-episode mean return; also the scores and last run."""
+    runs = [_train_cartpole(algo, total_steps=total_steps, seed=s, **overrides) for s in seeds]
+    scores = [score for score, _, _ in runs]
+    return float(np.median(scores)), scores, runs[-1]
+
+
 @pytest.mark.parametrize(
     ("algo", "overrides"), [("a2c", {}), ("a2c", {"entropy": "naive"}), ("soft-q", {})]
 )
-def test_actor_critic_learns_cartpole(algo, overrides):
-    """80k steps (32 envs × 8-step rollouts, 312 updates): mean of last 20 returns ≥ 150.
+def test_actor_critic_learns_cartpole(algo, overrides, shift_seeds):
+    """80k steps (32 envs × 8-step rollouts, 312 updates), 5 seeds: median score ≥ 80.
 
-    Measured at 80k steps with the CartPole defaults: a2c proper 269, 402,
-    276, 183, 378 (seeds 0–4); soft-q 198, 243, 211, 210, 282 (seeds 0–4); a2c
-    naive 211, 195, 428 (seeds 0–2). Random policy: ~22.
+    Per-seed scores measured over seeds 0–15 (`benchmarks.learning_margins`, sorted):
+    a2c proper 128 135 189 207 210 … 387 (min 128, median 245); a2c naive 79 126 129 144
+    149 … 361 (min 79, median 189); soft-q 132 156 178 205 208 …
+    381 (min 132, median 221). The median of 5 falls below 80 only
+    if 3 of 5 seeds do; the measured rate below 80 is at most 1 in 16 per seed (naive), so
+    about 10·(1/16)³ ≈ 0.2 % at worst. Random policy: ~22.
     """
-    mean_return, agent, state = _train_cartpole(algo, total_steps=80_000, **overrides)
-    assert mean_return >= 150.0, mean_return
+    median, scores, (_, agent, state) = _median_score(
+        algo, shift_seeds(*LEARNING_SEEDS), total_steps=80_000, **overrides
+    )
+    assert median >= 80.0, scores
     assert agent.trace_counts["learner_update"] == 1 and int(state.updates) == 312
 
 
-def test_dqn_learns_cartpole():
-    """20k steps (4 envs, 1k warm-up, an update every 2 transitions): mean of last 20 ≥ 100.
+def test_dqn_learns_cartpole(shift_seeds):
+    """20k steps (4 envs, 1k warm-up, an update every 2 transitions), 5 seeds: median ≥ 80.
 
-    Measured at 20k steps with the CartPole defaults: hard target 246, 174, 184
-    (seeds 0–2); soft-entropy target 296, 126 (seeds 0–1). Random policy: ~22.
+    Per-seed scores measured over seeds 0–15 (`benchmarks.learning_margins`, sorted):
+    hard target 109 128 131 138 141 152 … 298 (min 109, median 170); none of 16 fell
+    below 80, so 3 of 5 doing so is far rarer than for the actor-critic tests. Random
+    policy: ~22.
     """
-    mean_return, agent, state = _train_cartpole("dqn", total_steps=20_000)
-    assert mean_return >= 100.0, mean_return
+    median, scores, (_, agent, state) = _median_score(
+        "dqn", shift_seeds(*LEARNING_SEEDS), total_steps=20_000
+    )
+    assert median >= 80.0, scores
     # 2 updates per call (4 transitions / train_every 2) from 1 000 transitions on
     assert agent.trace_counts["learner_update"] == 1 and int(state.updates) == 2 * 4_751
