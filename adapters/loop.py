@@ -89,8 +89,8 @@ class TrainResult:
       updates: learner updates done.
       episodes: training episodes finished.
       recent_return: mean raw return of the last (up to) 100 training episodes.
-      final_eval: `{"return_mean", "return_std", "length_mean", "episodes"}` of
-        the last evaluation, or None if no evaluation ran.
+      final_eval: `{"return_mean", "return_std", "length_mean", "episodes", "capped"}`
+        of the last evaluation, or None if no evaluation ran.
       checkpoint: path of the last checkpoint written.
       sps: training throughput in env steps per second, measured from the end of the
         first learner update (compilation excluded) and leaving out the time spent
