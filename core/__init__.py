@@ -3,7 +3,7 @@
 Soft values and Boltzmann policies [E1]–[E8], tabular soft backups and exact
 evaluation [E9]–[E12], soft targets and advantages [E11], [E13], soft
 Q-learning and entropy-regularised policy-gradient losses [E13]–[E16], soft
-DQN targets (§5) and the natural-gradient pieces [E17]–[E18] of Schulman,
+DQN targets (paper §6.2) and the natural-gradient pieces [E17]–[E18] of Schulman,
 Chen & Abbeel, arXiv:1704.06440.
 
 This package imports only jax, chex, rlax and numpy (for eager checks of

@@ -9,8 +9,9 @@ is turned into a bootstrap value:
 | `"soft-kl"`     | τ log mean_a exp(Q̄(s', a)/τ)            | uniform 1/A  |
 | `"soft-entropy"`| τ log Σ_a exp(Q̄(s', a)/τ)               | π̄ ≡ 1        |
 
-The two soft values differ by exactly τ log|A|, a constant per step that
-changes learning (the entropy bonus pays a positive reward every step).
+The two soft values differ by exactly τ log|A|, so the entropy-bonus target
+pays γτ log|A| more on every transition that does not end the episode: a
+positive reward per step, which changes learning.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _mode_log_prior(mode: str, num_actions: int, dtype) -> Array:
 
 
 def dqn_bootstrap_value(q_t: Array, *, mode: str, temperature: Scalar | None = None) -> Array:
-    r"""The bootstrap value of one next-state row for each DQN target mode (§5).
+    r"""The bootstrap value of one next-state row for each DQN target mode (paper §6.2).
 
     Args:
       q_t: `[A]` Q̄(s', ·) of the target network.
@@ -76,7 +77,7 @@ def soft_dqn_targets(
     temperature: Scalar | None = None,
     n: int = 1,
 ) -> Array:
-    r"""n-step DQN targets for a trajectory in any of the three modes (§5, [E13]).
+    r"""n-step DQN targets for a trajectory in any of the three modes (paper §6.2, [E13]).
 
     For n = 1 this is y_i = r_i + γ_i v(Q̄(s_{i+1}, ·)). For n > 1 the soft modes
     add the −τ KL terms of the target network's Boltzmann policy at the

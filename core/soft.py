@@ -1,7 +1,7 @@
 """Per-state quantities of entropy regularisation: soft values, Boltzmann policies, KL.
 
-These are the bandit-level objects of paper §2 ([E1]–[E8] in the project's
-paper notes). Each function takes one state's `[A]` vector; batch with
+These are the bandit-level objects of paper §2 ([E1]–[E8], derived on the
+Bandit page of the documentation). Each function takes one state's `[A]` vector; batch with
 `jax.vmap`. The reference policy π̄ enters as `log_prior` (log π̄, `[A]`);
 `None` means the uniform prior 1/A, and `log_prior = 0` means π̄ ≡ 1, which
 turns the KL penalty into the plain entropy bonus.
