@@ -292,7 +292,7 @@ def soft_q_from_actor_critic(
 
     $$Q(s, a) = V(s) + \tau \log\pi(a|s),\qquad \pi = \mathrm{softmax}(\text{logits}).$$
 
-    This is [E15] with π̄ ≡ 1 (the entropy-bonus convention): the soft value
+    This is the parameterisation [E5] with π̄ ≡ 1 (the entropy-bonus convention): the soft value
     τ·logsumexp(Q/τ) equals V, and the Boltzmann policy softmax(Q/τ) equals π
     (`softeq.core.soft_value` / `boltzmann_log_policy` with `log_prior=0`).
 

@@ -352,9 +352,10 @@ def a2c_matched_soft_q_loss(
     bonus), regressed on n-step soft targets bootstrapped from V_θ (held fixed):
 
     $$L = \frac1T\sum_i\tfrac12\big(\tilde Q_\theta(s_i,a_i) - y_i\big)^2,\quad
-      \tilde Q = \mathrm{sg}_c(V_\theta) + \mathrm{sg}_{1/\tau}(\tau\log\pi_\theta),$$
+      \tilde Q = \mathrm{scale}_c(V_\theta) + \mathrm{scale}_{1/\tau}(\tau\log\pi_\theta),$$
 
-    where sg_k scales the gradient by k (`scale_gradient`). The per-sample
+    where scale_k(x) = `scale_gradient(x, k)` has the value x and k times its
+    gradient (a stop-gradient would be scale_0). The per-sample
     gradient is (Q − y)∇log π + c(Q − y)∇V, whose expectation over a ∼ π is the
     gradient of `a2c_loss(..., entropy="proper", log_prior=0)` with value
     weight c. With c = 1/τ the plain soft Q-learning gradient is recovered up
