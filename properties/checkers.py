@@ -122,7 +122,8 @@ def soft_q_identity_cases(
       shapes: `(S, A)` pairs to draw the MDP's size from; each pair, model and
         n is one compilation of the exact expectation, so the menu is short.
       num_features: F of the linear model.
-      min_temperature, max_temperature: range of τ (drawn log-uniformly).
+      min_temperature: lower end of the range of τ (drawn log-uniformly).
+      max_temperature: upper end of the range of τ.
       q_scale: tabular Q entries lie in [−q_scale, q_scale]; linear weights
         in [−q_scale·2/3, q_scale·2/3] with features in [−1, 1].
       logit_scale: transition and μ logits lie in [−logit_scale, logit_scale].

@@ -128,7 +128,7 @@ def evaluate_policy(
 
 
 def soft_bellman_backup(q, mdp: Any, *, temperature: float, log_prior=None) -> np.ndarray:
-    """`[S, A]` [𝒯Q](s, a) = r(s, a) + γ Σ_s' P(s'|s, a) V_Q(s') [E12]."""
+    """`[S, A]` (𝒯Q)(s, a) = r(s, a) + γ Σ_s' P(s'|s, a) V_Q(s') [E12]."""
     q = _f64(q)
     v = soft_value(q, temperature=temperature, log_prior=log_prior)
     return _f64(mdp.rewards) + float(mdp.discount) * _f64(mdp.transitions) @ v
@@ -137,7 +137,7 @@ def soft_bellman_backup(q, mdp: Any, *, temperature: float, log_prior=None) -> n
 def soft_policy_evaluation_backup(
     q, policy, mdp: Any, *, temperature: float, log_prior=None
 ) -> np.ndarray:
-    """`[S, A]` [𝒯_π Q](s, a) = r + γ E_s'[E_{a'∼π} Q(s', a') − τ KL(s')] [E11]."""
+    """`[S, A]` (𝒯_π Q)(s, a) = r + γ E_s'[E_{a'∼π} Q(s', a') − τ KL(s')] [E11]."""
     q, policy = _f64(q), _f64(policy)
     v = np.sum(policy * q, axis=-1) - temperature * policy_kls(policy, log_prior)
     return _f64(mdp.rewards) + float(mdp.discount) * _f64(mdp.transitions) @ v

@@ -127,8 +127,10 @@ def tabular_mdps(
     """Finite MDPs with strictly positive, normalised transition rows.
 
     Args:
-      max_states, min_states: bounds on S, drawn from `STATE_MENU`.
-      max_actions, min_actions: bounds on A, drawn from `ACTION_MENU`.
+      max_states: upper bound on S, drawn from `STATE_MENU`.
+      max_actions: upper bound on A, drawn from `ACTION_MENU`.
+      min_states: lower bound on S.
+      min_actions: lower bound on A.
       discount: a fixed γ, a strategy for γ, or None for `discounts()`.
       reward_scale: rewards are drawn in [−reward_scale, reward_scale].
       logit_scale: transition rows and μ are softmaxes of logits in
