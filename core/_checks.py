@@ -51,7 +51,15 @@ def check_temperature(temperature, *, allow_zero: bool = False, name: str = "tem
         return temperature
     bad = math.isnan(value) or math.isinf(value) or value < 0 or (value == 0 and not allow_zero)
     if bad:
-        raise ValueError(f"`{name}` must be {allowed}, got {temperature!r}.")
+        hint = ""
+        if value == 0:
+            # the one refusal users meet on purpose: say what zero would mean and who takes it.
+            hint = (
+                " Temperature 0 is the unregularised limit (soft values become max_a q, "
+                "Boltzmann policies greedy), which this function does not compute; the "
+                "returns functions (targets, TD errors, advantages, λ-returns) accept 0."
+            )
+        raise ValueError(f"`{name}` must be {allowed}, got {temperature!r}.{hint}")
     return temperature
 
 
@@ -60,6 +68,21 @@ def check_discount(discount, *, name: str = "discount"):
     if value is not None and not 0.0 <= value <= 1.0:
         raise ValueError(f"`{name}` must lie in [0, 1], got {discount!r}.")
     return discount
+
+
+def check_in_interval(
+    value, *, name: str, low: float, high: float, open_low: bool = False, open_high: bool = False
+):
+    """Rejects a Python number outside [low, high] (ends open when asked); traced values pass."""
+    number = _python_number(value)
+    if number is None:
+        return value
+    above = number > low if open_low else number >= low
+    below = number < high if open_high else number <= high
+    if not (above and below):  # also catches NaN, for which every comparison is False
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ValueError(f"`{name}` must lie in {interval}, got {value!r}.")
+    return value
 
 
 def check_positive_int(value, *, name: str):
@@ -123,8 +146,22 @@ def check_last_dim(array, size: int, *, name: str, expected_from: str):
         )
 
 
+PRIOR_CONVENTIONS = ("uniform", "entropy")
+"""The names `log_prior` accepts for the two standard conventions (see `resolve_log_prior`)."""
+
+
 def resolve_log_prior(log_prior, num_actions: int, dtype, *, name: str = "log_prior"):
-    """log π̄ as an array broadcastable against `[..., A]`; None means uniform, 1/A."""
+    """log π̄ as an array broadcastable against `[..., A]`.
+
+    None or "uniform" mean the uniform prior 1/A (the penalty is the KL to
+    uniform); "entropy" means π̄ ≡ 1, log π̄ = 0 (the penalty is minus the
+    entropy: the entropy-bonus convention); anything else is taken as log π̄.
+    """
+    if isinstance(log_prior, str):
+        check_choice(log_prior, name=name, choices=PRIOR_CONVENTIONS)
+        if log_prior == "entropy":
+            return jnp.zeros((num_actions,), dtype)
+        log_prior = None
     if log_prior is None:
         return jnp.full((num_actions,), -math.log(num_actions), dtype)
     log_prior = jnp.asarray(log_prior)

@@ -70,7 +70,7 @@ def soft_q_learning(
     q_t: Array,
     *,
     temperature: Scalar,
-    log_prior: Array | None = None,
+    log_prior: Array | str | None = None,
     stop_target_gradients: bool = True,
 ) -> Array:
     r"""One-step soft Q-learning TD error for a single transition [E13].
@@ -86,7 +86,7 @@ def soft_q_learning(
       discount_t: `[]` γ·(1 − terminal).
       q_t: `[A]` Q(s', ·) (online or target network).
       temperature: τ > 0.
-      log_prior: `[A]` log π̄, or None for uniform.
+      log_prior: `[A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
       stop_target_gradients: if True, no gradient flows through y.
 
     Returns:
@@ -119,7 +119,7 @@ def soft_q_learning_loss(
     *,
     temperature: Scalar,
     n: int = 1,
-    log_prior: Array | None = None,
+    log_prior: Array | str | None = None,
 ) -> Array:
     r"""n-step soft Q-learning loss along a trajectory [E13], [E15].
 
@@ -136,7 +136,7 @@ def soft_q_learning_loss(
       q_t: `[T, A]` Q(s_{i+1}, ·) for the targets (no gradient flows through it).
       temperature: τ > 0.
       n: window ≥ 1 (1 gives y = r + γ V(s')).
-      log_prior: `[A]` log π̄, or None for uniform.
+      log_prior: `[A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
 
     Returns:
       `[]` the loss.
@@ -172,7 +172,7 @@ def regularised_policy_gradient_loss(
     adv_t: Array,
     *,
     temperature: Scalar,
-    log_prior: Array | None = None,
+    log_prior: Array | str | None = None,
 ) -> Array:
     r"""Entropy-regularised policy-gradient loss [E7], [E14], paper eq. 48–52.
 
@@ -190,7 +190,7 @@ def regularised_policy_gradient_loss(
       a_tm1: `[T]` int actions.
       adv_t: `[T]` advantages Δ (gradients are stopped).
       temperature: τ ≥ 0.
-      log_prior: `[A]` log π̄, or None for uniform.
+      log_prior: `[A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
 
     Returns:
       `[]` the loss.
@@ -272,7 +272,7 @@ def a2c_loss(
     n: int,
     value_weight: Scalar,
     entropy: str = "proper",
-    log_prior: Array | None = None,
+    log_prior: Array | str | None = None,
 ) -> tuple[Array, A2CLossExtras]:
     r"""Entropy-regularised advantage actor-critic loss, naive or proper [E14], §6.1.
 
@@ -293,7 +293,8 @@ def a2c_loss(
       n: window ≥ 1.
       value_weight: c, the weight of the value loss.
       entropy: "proper" or "naive".
-      log_prior: `[A]` log π̄ (zeros for the plain entropy bonus), or None for uniform.
+      log_prior: `[A]` log π̄; None or "uniform" for uniform, "entropy" (or zeros) for
+        the plain entropy bonus.
 
     Returns:
       `(loss, A2CLossExtras)`.

@@ -154,13 +154,15 @@ def _table_log_prior(log_prior, q: Array) -> Array:
     return jnp.broadcast_to(log_prior, q.shape)
 
 
-def tabular_soft_values(q: Array, *, temperature: Scalar, log_prior: Array | None = None) -> Array:
+def tabular_soft_values(
+    q: Array, *, temperature: Scalar, log_prior: Array | str | None = None
+) -> Array:
     """`[S]` soft value V_Q(s) of every row of a Q-table [E10].
 
     Args:
       q: `[S, A]` Q-table.
       temperature: τ > 0.
-      log_prior: `[A]` or `[S, A]` log π̄, or None for uniform.
+      log_prior: `[A]` or `[S, A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
 
     Returns:
       `[S]` soft values.
@@ -179,7 +181,7 @@ def tabular_soft_values(q: Array, *, temperature: Scalar, log_prior: Array | Non
 
 
 def soft_bellman_backup(
-    q: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | None = None
+    q: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | str | None = None
 ) -> Array:
     r"""The soft optimality ("Boltzmann") backup [E12].
 
@@ -190,7 +192,7 @@ def soft_bellman_backup(
       q: `[S, A]` Q-table.
       mdp: the MDP.
       temperature: τ > 0.
-      log_prior: `[A]` or `[S, A]` log π̄, or None for uniform.
+      log_prior: `[A]` or `[S, A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
 
     Returns:
       `[S, A]` 𝒯Q.
@@ -219,7 +221,12 @@ def _policy_kls(policy: Array, log_prior: Array) -> Array:
 
 
 def soft_policy_evaluation_backup(
-    q: Array, policy: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | None = None
+    q: Array,
+    policy: Array,
+    mdp: TabularMDP,
+    *,
+    temperature: Scalar,
+    log_prior: Array | str | None = None,
 ) -> Array:
     r"""The regularised policy-evaluation backup of a fixed policy [E11].
 
@@ -231,7 +238,7 @@ def soft_policy_evaluation_backup(
       policy: `[S, A]` action probabilities π(a|s).
       mdp: the MDP.
       temperature: τ ≥ 0.
-      log_prior: `[A]` or `[S, A]` log π̄, or None for uniform.
+      log_prior: `[A]` or `[S, A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
 
     Returns:
       `[S, A]` 𝒯_π Q.
@@ -260,7 +267,7 @@ def soft_value_iteration(
     mdp: TabularMDP,
     *,
     temperature: Scalar,
-    log_prior: Array | None = None,
+    log_prior: Array | str | None = None,
     tolerance: float = 1e-10,
     max_iterations: int = 10_000,
 ) -> Array:
@@ -273,7 +280,7 @@ def soft_value_iteration(
     Args:
       mdp: the MDP, with discount < 1.
       temperature: τ > 0.
-      log_prior: `[A]` or `[S, A]` log π̄, or None for uniform.
+      log_prior: `[A]` or `[S, A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
       tolerance: stopping threshold on the sup-norm change.
       max_iterations: upper bound on the number of backups.
 
@@ -322,7 +329,7 @@ def _soft_value_iteration(mdp, temperature, log_prior, tolerance, *, max_iterati
 
 
 def evaluate_policy(
-    policy: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | None = None
+    policy: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | str | None = None
 ) -> tuple[Array, Array]:
     r"""Exact regularised values of a fixed policy by a linear solve [E9].
 
@@ -335,7 +342,7 @@ def evaluate_policy(
       policy: `[S, A]` action probabilities π(a|s).
       mdp: the MDP, with discount < 1 (or absorbing zero-reward states).
       temperature: τ ≥ 0.
-      log_prior: `[A]` or `[S, A]` log π̄, or None for uniform.
+      log_prior: `[A]` or `[S, A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
 
     Returns:
       `(v, q)`: `[S]` V_π and `[S, A]` Q_π.
@@ -363,7 +370,7 @@ def evaluate_policy(
 
 
 def regularised_objective(
-    policy: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | None = None
+    policy: Array, mdp: TabularMDP, *, temperature: Scalar, log_prior: Array | str | None = None
 ) -> Array:
     r"""Exact discounted regularised return η(π) = E_{s₀∼μ} V_π(s₀), [E9].
 
@@ -374,7 +381,7 @@ def regularised_objective(
       policy: `[S, A]` action probabilities.
       mdp: the MDP.
       temperature: τ ≥ 0.
-      log_prior: `[A]` or `[S, A]` log π̄, or None for uniform.
+      log_prior: `[A]` or `[S, A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
 
     Returns:
       `[]` η(π).
@@ -397,7 +404,7 @@ def finite_horizon_regularised_objective(
     *,
     temperature: Scalar,
     horizon: int,
-    log_prior: Array | None = None,
+    log_prior: Array | str | None = None,
 ) -> Array:
     r"""Exact finite-horizon regularised return [E14].
 
@@ -410,7 +417,7 @@ def finite_horizon_regularised_objective(
       mdp: the MDP.
       temperature: τ ≥ 0.
       horizon: H ≥ 1 steps.
-      log_prior: `[A]` or `[S, A]` log π̄, or None for uniform.
+      log_prior: `[A]` or `[S, A]` log π̄; None or "uniform" for uniform, "entropy" for π̄ ≡ 1.
 
     Returns:
       `[]` η_H(π).
@@ -439,7 +446,7 @@ def finite_horizon_regularised_objective(
 
 
 def boltzmann_policy_table(
-    q: Array, *, temperature: Scalar, log_prior: Array | None = None
+    q: Array, *, temperature: Scalar, log_prior: Array | str | None = None
 ) -> Array:
     """`[S, A]` probabilities of the Boltzmann policy of every row of a Q-table [E10].
 

@@ -105,6 +105,7 @@ ENTRIES: tuple[Entry, ...] = (
         core.A2CLossExtras,
         _c(_floats(()), _floats(()), _floats(()), _floats((T,)), _floats((T,))),
     ),
+    Entry("TemperatureState", core.TemperatureState, _c(_floats(()))),
     Entry(
         "TabularMDP",
         core.TabularMDP,
@@ -129,6 +130,20 @@ ENTRIES: tuple[Entry, ...] = (
         core.a2c_matched_soft_q_loss,
         _c(*_a2c_args(), temperature=_TAU, value_weight=_uniform(0.1, 2.0)),
         {"n": 2},
+    ),
+    Entry(
+        "auto_temperature",
+        lambda log_temperature, logits, w_t, **static: core.auto_temperature(**static).update(
+            core.TemperatureState(log_temperature), logits, w_t
+        ),
+        _c(_floats(()), _floats((T, A)), _floats((T,), 0.0, 2.0)),
+        {"target_entropy_ratio": 0.9, "learning_rate": 0.1},
+    ),
+    Entry(
+        "auto_temperature_loss",
+        core.auto_temperature_loss,
+        _c(_floats(()), _floats((T, A)), w_t=_floats((T,), 0.0, 2.0)),
+        {"target_entropy_ratio": 0.9},
     ),
     Entry(
         "boltzmann_kl",
@@ -187,6 +202,28 @@ ENTRIES: tuple[Entry, ...] = (
         core.kl_divergence,
         _c(lambda rng: np.log(_probabilities((A,))(rng)), _floats((A,), -2.0, 0.0)),
     ),
+    Entry(
+        "munchausen_bellman_backup",
+        lambda q, leaves, **kw: core.munchausen_bellman_backup(q, core.TabularMDP(**leaves), **kw),
+        _c(_floats((S, A)), _mdp_leaves(), temperature=_TAU, alpha=_uniform(0.0, 1.0)),
+    ),
+    *(
+        Entry(
+            f"munchausen_targets[log_policy_clip={clip}]",
+            core.munchausen_targets,
+            _c(
+                _floats((T, A)),
+                _actions((T,)),
+                _floats((T,)),
+                _discounts((T,)),
+                _floats((T, A)),
+                temperature=_TAU,
+                alpha=_uniform(0.0, 1.0),
+            ),
+            {"log_policy_clip": clip},
+        )
+        for clip in (-1.0, None)
+    ),
     *(
         Entry(
             f"natural_gradient_direction[damping={damping}]",
@@ -199,10 +236,25 @@ ENTRIES: tuple[Entry, ...] = (
         )
         for damping in (0.0, 0.1)
     ),
+    Entry("policy_entropy", core.policy_entropy, _c(_floats((A,)))),
     Entry(
         "policy_kl",
         core.policy_kl,
         _c(_floats((A,)), log_prior=_floats((A,), -2.0, 0.0)),
+    ),
+    *(
+        Entry(
+            f"policy_soft_value[log_prior={kind}]",
+            core.policy_soft_value,
+            _c(
+                _floats((A,)),
+                lambda rng: np.log(_probabilities((A,))(rng)),
+                temperature=_TAU,
+                **({"log_prior": _floats((A,), -2.0, 0.0)} if kind == "array" else {}),
+            ),
+            {} if kind == "array" else {"log_prior": kind},
+        )
+        for kind in ("array", *core.LOG_PRIOR_CONVENTIONS)
     ),
     Entry(
         "regularised_npg_advantages",
@@ -227,6 +279,16 @@ ENTRIES: tuple[Entry, ...] = (
             log_prior=_floats((A,), -2.0, 0.0),
         ),
     ),
+    Entry(
+        "sac_actor_loss",
+        core.sac_actor_loss,
+        _c(*(_floats((T, A)) for _ in range(3)), temperature=_TAU, w_t=_floats((T,), 0.0, 2.0)),
+    ),
+    Entry(
+        "sac_critic_targets",
+        core.sac_critic_targets,
+        _c(_floats((T,)), _discounts((T,)), *(_floats((T, A)) for _ in range(3)), temperature=_TAU),
+    ),
     Entry("scale_gradient", core.scale_gradient, _c(_floats((T,)), _floats(()))),
     Entry(
         "soft_bellman_backup",
@@ -241,6 +303,34 @@ ENTRIES: tuple[Entry, ...] = (
             {"mode": mode, "n": 2},
         )
         for mode in core.DQN_TARGET_MODES
+    ),
+    Entry(
+        "soft_lambda_advantages",
+        core.soft_lambda_advantages,
+        _c(
+            _floats((T,)),
+            _discounts((T,)),
+            *_stream(2),
+            _floats((T,), 0.0, 2.0),
+            _floats((T,), 0.0, 2.0),
+            temperature=_TAU,
+            lambda_=_uniform(0.0, 1.0),
+        ),
+    ),
+    *(
+        Entry(
+            f"soft_lambda_returns[lambda_={shape}]",
+            core.soft_lambda_returns,
+            _c(
+                _floats((T,)),
+                _discounts((T,)),
+                _floats((T,)),
+                _floats((T,), 0.0, 2.0),
+                temperature=_TAU,
+                lambda_=_floats(shape, 0.0, 1.0),
+            ),
+        )
+        for shape in ((), (T,))
     ),
     Entry(
         "soft_n_step_advantages",
@@ -311,6 +401,12 @@ ENTRIES: tuple[Entry, ...] = (
         _c(_floats((A,)), temperature=_TAU, log_prior=_floats((A,), -2.0, 0.0)),
     ),
     Entry(
+        "soft_value[log_prior=entropy]",
+        core.soft_value,
+        _c(_floats((A,)), temperature=_TAU),
+        {"log_prior": "entropy"},
+    ),
+    Entry(
         "soft_value_iteration",
         lambda leaves, **kw: core.soft_value_iteration(core.TabularMDP(**leaves), **kw),
         _c(_mdp_leaves(), temperature=_TAU),
@@ -329,6 +425,8 @@ ENTRIES: tuple[Entry, ...] = (
 """Every traceable public callable of softeq.core, with example builders."""
 
 HOST_ONLY: dict[str, str] = {
+    "AutoTemperature": "a record of two functions (init, update), built once on the host by "
+    "`auto_temperature`; its update is traced through the `auto_temperature` entry",
     "validate_tabular_mdp": "checks concrete arrays with NumPy and raises ValueError; "
     "TabularMDP calls it only for concrete leaves",
 }

@@ -92,6 +92,50 @@ def targets(**overrides):
     return core.soft_n_step_targets(**args)
 
 
+def munchausen(**overrides):
+    """munchausen_targets on a valid T = 1, A = 2 batch, with some arguments replaced."""
+    args = {
+        "q_tm1": z(1, 2),
+        "a_tm1": jnp.array([0]),
+        "r_t": ones(1),
+        "discount_t": ones(1),
+        "q_t": z(1, 2),
+        "temperature": 0.03,
+        "alpha": 0.9,
+    }
+    args.update(overrides)
+    return core.munchausen_targets(**args)
+
+
+def lambda_returns(**overrides):
+    """soft_lambda_returns on a valid T = 3 trajectory, with some arguments replaced."""
+    args = {"r_t": ones(3), "discount_t": ones(3), "v_t": ones(3), "kl_t": ones(3)}
+    args.update(temperature=0.5, lambda_=0.9)
+    args.update(overrides)
+    return core.soft_lambda_returns(**args)
+
+
+def sac_targets(**overrides):
+    """sac_critic_targets on a valid T = 2, A = 2 batch, with some arguments replaced."""
+    args = {
+        "r_t": ones(2),
+        "discount_t": ones(2),
+        "q1_t": z(2, 2),
+        "q2_t": z(2, 2),
+        "logits_t": z(2, 2),
+        "temperature": 0.1,
+    }
+    args.update(overrides)
+    return core.sac_critic_targets(**args)
+
+
+def temperature_pair(**overrides):
+    """auto_temperature with valid settings, some replaced."""
+    args = {"target_entropy_ratio": 0.98, "learning_rate": 3e-4}
+    args.update(overrides)
+    return core.auto_temperature(**args)
+
+
 CASES = [
     # --- wrong rank or shape
     Case("q-rank-2", lambda: core.soft_value(z(1, 2), temperature=1.0), ValueError, "q", "(1, 2)"),
@@ -441,6 +485,160 @@ CASES = [
         "damping",
         "inf",
     ),
+    # --- the named log_prior conventions
+    Case(
+        "log-prior-unknown-name",
+        lambda: core.soft_value(z(2), temperature=1.0, log_prior="kl-uniform"),
+        ValueError,
+        "log_prior",
+        "'kl-uniform'",
+    ),
+    Case(
+        "log-prior-unknown-name-tabular",
+        lambda: core.soft_bellman_backup(z(2, 2), mdp(), temperature=1.0, log_prior="none"),
+        ValueError,
+        "log_prior",
+        "'none'",
+    ),
+    # --- policy_soft_value and policy_entropy
+    Case(
+        "policy-soft-value-log-pi-length",
+        lambda: core.policy_soft_value(z(2), jnp.log(jnp.full(3, 1 / 3)), temperature=0.1),
+        ValueError,
+        "log_pi",
+        "(3,)",
+    ),
+    Case(
+        "policy-soft-value-temperature-negative",
+        lambda: core.policy_soft_value(z(2), jnp.log(jnp.full(2, 0.5)), temperature=-0.5),
+        ValueError,
+        "temperature",
+        "-0.5",
+    ),
+    Case(
+        "policy-entropy-logits-rank",
+        lambda: core.policy_entropy(z(2, 2)),
+        ValueError,
+        "logits",
+        "(2, 2)",
+    ),
+    # --- Munchausen targets and backup
+    Case("munchausen-alpha", lambda: munchausen(alpha=1.5), ValueError, "alpha", "1.5"),
+    Case("munchausen-alpha-negative", lambda: munchausen(alpha=-0.1), ValueError, "alpha", "-0.1"),
+    Case(
+        "munchausen-clip-positive",
+        lambda: munchausen(log_policy_clip=0.5),
+        ValueError,
+        "log_policy_clip",
+        "0.5",
+    ),
+    Case(
+        "munchausen-temperature-zero",
+        lambda: munchausen(temperature=0.0),
+        ValueError,
+        "temperature",
+        "0.0",
+    ),
+    Case("munchausen-q_t-actions", lambda: munchausen(q_t=z(1, 3)), ValueError, "q_t", "(1, 3)"),
+    Case(
+        "munchausen-actions-float",
+        lambda: munchausen(a_tm1=jnp.array([0.0])),
+        TypeError,
+        "a_tm1",
+        "float",
+    ),
+    Case(
+        "munchausen-lengths",
+        lambda: munchausen(r_t=ones(2)),
+        ValueError,
+        "r_t",
+        "`r_t` has 2",
+    ),
+    Case(
+        "munchausen-backup-q-shape",
+        lambda: core.munchausen_bellman_backup(z(3, 2), mdp(), temperature=0.1, alpha=0.5),
+        ValueError,
+        "q",
+        "(3, 2)",
+    ),
+    # --- soft λ-returns
+    Case("lambda-above-one", lambda: lambda_returns(lambda_=1.5), ValueError, "lambda_", "1.5"),
+    Case("lambda-nan", lambda: lambda_returns(lambda_=float("nan")), ValueError, "lambda_", "nan"),
+    Case(
+        "lambda-per-step-length",
+        lambda: lambda_returns(lambda_=jnp.full(2, 0.5)),
+        ValueError,
+        "lambda_",
+        "(2,)",
+    ),
+    Case(
+        "lambda-returns-temperature-negative",
+        lambda: lambda_returns(temperature=-1.0),
+        ValueError,
+        "temperature",
+        "-1.0",
+    ),
+    Case(
+        "lambda-advantages-lengths",
+        lambda: core.soft_lambda_advantages(
+            ones(3), ones(3), ones(2), ones(3), ones(3), ones(3), temperature=0.1, lambda_=0.9
+        ),
+        ValueError,
+        "v_tm1",
+        "`v_tm1` has 2",
+    ),
+    # --- discrete SAC
+    Case("sac-q2-shape", lambda: sac_targets(q2_t=z(2, 3)), ValueError, "q2_t", "(2, 3)"),
+    Case(
+        "sac-temperature-negative",
+        lambda: sac_targets(temperature=-0.1),
+        ValueError,
+        "temperature",
+        "-0.1",
+    ),
+    Case("sac-rewards-length", lambda: sac_targets(r_t=ones(3)), ValueError, "r_t", "`r_t` has 3"),
+    Case(
+        "sac-actor-weights-length",
+        lambda: core.sac_actor_loss(z(2, 2), z(2, 2), z(2, 2), temperature=0.1, w_t=ones(3)),
+        ValueError,
+        "w_t",
+        "(3,)",
+    ),
+    Case(
+        "sac-actor-logits-integer",
+        lambda: core.sac_actor_loss(z(2, 2, dtype=int), z(2, 2), z(2, 2), temperature=0.1),
+        TypeError,
+        "logits_tm1",
+        "int",
+    ),
+    Case(
+        "target-entropy-ratio-one",
+        lambda: temperature_pair(target_entropy_ratio=1.0),
+        ValueError,
+        "target_entropy_ratio",
+        "1.0",
+    ),
+    Case(
+        "learning-rate-zero",
+        lambda: temperature_pair(learning_rate=0.0),
+        ValueError,
+        "learning_rate",
+        "0.0",
+    ),
+    Case(
+        "initial-temperature-zero",
+        lambda: temperature_pair(initial_temperature=0.0),
+        ValueError,
+        "initial_temperature",
+        "0.0",
+    ),
+    Case(
+        "temperature-loss-log-temperature-rank",
+        lambda: core.auto_temperature_loss(ones(2), z(2, 2), target_entropy_ratio=0.5),
+        ValueError,
+        "log_temperature",
+        "(2,)",
+    ),
 ]
 
 
@@ -470,4 +668,8 @@ def test_valid_inputs_of_the_same_calls_are_accepted():
     core.natural_gradient_direction(jnp.eye(2), ones(2), damping=0.1)
     core.damped_soft_q_targets(ones(2), ones(2), epsilon=1.0)
     core.soft_dqn_targets(ones(1), ones(1), z(1, 2), mode="soft-kl", temperature=1.0)
+    munchausen()
+    lambda_returns()
+    sac_targets()
+    temperature_pair()
     assert np.isfinite(float(core.soft_value_iteration(one_state_mdp(), temperature=1.0)[0, 0]))

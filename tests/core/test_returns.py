@@ -22,7 +22,13 @@ import numpy as np
 import pytest
 import rlax
 
-from softeq.core import soft_n_step_advantages, soft_n_step_targets, soft_td_errors
+from softeq.core import (
+    soft_lambda_advantages,
+    soft_lambda_returns,
+    soft_n_step_advantages,
+    soft_n_step_targets,
+    soft_td_errors,
+)
 
 # Sums of a few products of short decimals: float64 results are within a few
 # ulps (eps 2.2e-16) of the exact values, so 1e-12 is ample but still strict.
@@ -220,3 +226,121 @@ def test_n_may_be_a_numpy_integer():
         t["r_t"], t["discount_t"], t["v_t"], t["kl_t"], temperature=TAU, n=np.int64(3)
     )
     close(out, TARGETS_N3)
+
+
+# --- soft λ-returns [L1] --------------------------------------------------------------
+
+# λ = 1/2, backwards: G_i = r_i + γ_i[(1 − λ)V(s_{i+1}) + λ(G_{i+1} − τ KL(s_{i+1}))],
+# and the last step r + γ V(s4). Step 1 ends the episode (discount 0): G_1 = r_1.
+LAMBDA_HALF = [
+    1.0 + 0.9 * (0.5 * 2.0 + 0.5 * (2.0 - 0.5 * 0.2)),  # 2.755
+    2.0,
+    3.0 + 0.9 * (0.5 * 4.0 + 0.5 * (4.0 + 0.9 * 5.0 - 0.5 * 0.4)),  # 8.535
+    4.0 + 0.9 * 5.0,  # 8.5
+]
+
+
+def _lambda_returns(lambda_, temperature=TAU):
+    t = trajectory()
+    return soft_lambda_returns(
+        t["r_t"], t["discount_t"], t["v_t"], t["kl_t"], temperature=temperature, lambda_=lambda_
+    )
+
+
+def test_soft_lambda_returns_by_hand():
+    close(_lambda_returns(0.5), LAMBDA_HALF)
+
+
+def test_soft_lambda_returns_at_zero_and_one_are_the_one_step_and_longest_targets():
+    t = trajectory()
+    args = (t["r_t"], t["discount_t"], t["v_t"], t["kl_t"])
+    close(_lambda_returns(0.0), soft_n_step_targets(*args, temperature=TAU, n=1))
+    close(_lambda_returns(1.0), soft_n_step_targets(*args, temperature=TAU, n=4))
+
+
+def test_soft_lambda_returns_mix_the_n_step_targets():
+    # the mixture (1 − λ)Σ λ^{n−1} y^(n) with the tail on the longest target, at step 2
+    # (two steps remain): (1 − λ) y^(1) + λ y^(2).
+    t = trajectory()
+    args = (t["r_t"], t["discount_t"], t["v_t"], t["kl_t"])
+    y1 = soft_n_step_targets(*args, temperature=TAU, n=1)
+    y2 = soft_n_step_targets(*args, temperature=TAU, n=2)
+    close(_lambda_returns(0.3)[2], 0.7 * y1[2] + 0.3 * y2[2])
+
+
+@pytest.mark.parametrize("lambda_", [0.0, 0.5, 0.95, 1.0])
+def test_soft_lambda_returns_at_temperature_zero_are_rlax_lambda_returns(lambda_):
+    t = trajectory()
+    theirs = rlax.lambda_returns(t["r_t"], t["discount_t"], t["v_t"], lambda_)
+    # the same recursion in the same float operations (0 · KL is exactly 0)
+    np.testing.assert_array_equal(np.asarray(_lambda_returns(lambda_, 0.0)), np.asarray(theirs))
+
+
+def test_soft_lambda_returns_take_a_lambda_per_step_like_rlax():
+    t = trajectory()
+    lambdas = jnp.array([0.2, 0.4, 0.6, 0.8])
+    theirs = rlax.lambda_returns(t["r_t"], t["discount_t"], t["v_t"], lambdas)
+    close(_lambda_returns(lambdas, 0.0), theirs)
+    constant = _lambda_returns(jnp.full(4, 0.5))
+    close(constant, LAMBDA_HALF)
+
+
+def test_soft_lambda_returns_stop_gradients_only_when_asked():
+    t = trajectory()
+
+    def total(v_t, stop):
+        return jnp.sum(
+            soft_lambda_returns(
+                t["r_t"],
+                t["discount_t"],
+                v_t,
+                t["kl_t"],
+                temperature=TAU,
+                lambda_=0.5,
+                stop_target_gradients=stop,
+            )
+        )
+
+    close(jax.grad(total)(t["v_t"], True), np.zeros(4))
+    # ∂ΣG/∂V(s4): G_3 = 4 + 0.9 V(s4) and G_2 = ... + 0.9·0.5·G_3, so 0.9 + 0.405
+    close(jax.grad(total)(t["v_t"], False)[3], 0.9 + 0.9 * 0.5 * 0.9)
+
+
+def test_soft_lambda_advantages_are_returns_minus_kl_and_value_and_soft_gae():
+    t = trajectory()
+    advantages = soft_lambda_advantages(
+        t["r_t"],
+        t["discount_t"],
+        t["v_tm1"],
+        t["v_t"],
+        t["kl_tm1"],
+        t["kl_t"],
+        temperature=TAU,
+        lambda_=0.5,
+    )
+    kls, values = np.asarray(t["kl_tm1"]), np.asarray(t["v_tm1"])
+    close(advantages, np.asarray(LAMBDA_HALF) - TAU * kls - values)
+    # soft GAE: Δ_i = δ_i + γ_i λ Δ_{i+1}, from the TD errors written out above
+    gae = [0.0] * 4
+    following = 0.0
+    for i in reversed(range(4)):
+        following = DELTAS[i] + [0.9, 0.0, 0.9, 0.9][i] * 0.5 * following
+        gae[i] = following
+    close(advantages, gae)
+
+
+def test_soft_lambda_advantages_at_temperature_zero_are_rlax_gae():
+    t = trajectory()
+    ours = soft_lambda_advantages(
+        t["r_t"],
+        t["discount_t"],
+        t["v_tm1"],
+        t["v_t"],
+        t["kl_tm1"],
+        t["kl_t"],
+        temperature=0.0,
+        lambda_=0.9,
+    )
+    values = jnp.concatenate([t["v_tm1"], t["v_t"][-1:]])
+    theirs = rlax.truncated_generalized_advantage_estimation(t["r_t"], t["discount_t"], 0.9, values)
+    close(ours, theirs)

@@ -10,12 +10,16 @@ import numpy as np
 import pytest
 
 from softeq.core import (
+    LOG_PRIOR_CONVENTIONS,
     boltzmann_kl,
     boltzmann_log_policy,
     kl_divergence,
+    policy_entropy,
     policy_kl,
+    policy_soft_value,
     scale_gradient,
     soft_value,
+    tabular_soft_values,
 )
 
 # Each expected value below is a closed form of a handful of logs and exps; in
@@ -185,3 +189,98 @@ def test_scale_gradient_multiplies_the_gradient(scale):
     )
     # d/dx sum w x^2 = 2 w x, times the scale
     close(grad, scale * 2.0 * np.array([1.0, -2.0, 0.5]) * np.array([1.0, 2.0, 3.0]))
+
+
+# --- the two named conventions of log_prior -------------------------------------------
+
+
+def test_the_named_conventions_are_uniform_and_entropy():
+    assert LOG_PRIOR_CONVENTIONS == ("uniform", "entropy")
+
+
+def test_named_conventions_equal_their_arrays():
+    q = jnp.array([0.5, -1.0, 2.0])
+    for name, array in (("uniform", jnp.full(3, -LOG3)), ("entropy", jnp.zeros(3))):
+        close(
+            soft_value(q, temperature=0.7, log_prior=name),
+            soft_value(q, temperature=0.7, log_prior=array),
+        )
+        close(
+            boltzmann_log_policy(q, temperature=0.7, log_prior=name),
+            boltzmann_log_policy(q, temperature=0.7, log_prior=array),
+        )
+    close(soft_value(q, temperature=0.7, log_prior="uniform"), soft_value(q, temperature=0.7))
+    # the entropy bonus pays τ log A more than the KL to uniform
+    gap = soft_value(q, temperature=0.7, log_prior="entropy") - soft_value(q, temperature=0.7)
+    close(gap, 0.7 * LOG3)
+    # tabular functions take the names too
+    table = jnp.stack([q, -q])
+    close(
+        tabular_soft_values(table, temperature=0.7, log_prior="entropy")[1],
+        soft_value(-q, temperature=0.7, log_prior="entropy"),
+    )
+
+
+def test_an_unknown_convention_name_is_refused():
+    with pytest.raises(
+        ValueError, match="`log_prior` must be one of 'uniform', 'entropy'; got 'kl'"
+    ):
+        soft_value(jnp.zeros(2), temperature=1.0, log_prior="kl")
+
+
+def test_temperature_zero_is_refused_by_soft_value_with_a_pointer_to_what_accepts_it():
+    with pytest.raises(
+        ValueError, match="`temperature` must be a finite number > 0, got 0"
+    ) as info:
+        soft_value(jnp.zeros(2), temperature=0)
+    assert "unregularised limit" in str(info.value)
+    assert "returns functions" in str(info.value)
+
+
+# --- policy_kl is −H under the entropy convention; policy_entropy ------------------
+
+
+def test_policy_kl_with_the_entropy_convention_is_minus_the_entropy():
+    logits = jnp.array([0.0, LOG3])  # π = (1/4, 3/4)
+    entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    close(policy_kl(logits, "entropy"), -entropy)
+    close(policy_entropy(logits), entropy)
+    close(policy_kl(logits, "uniform"), LOG2 - entropy)
+    close(policy_kl(logits), KL_QUARTER)
+
+
+def test_policy_entropy_bounds():
+    close(policy_entropy(jnp.zeros(3)), LOG3)
+    close(policy_entropy(jnp.array([0.0, -jnp.inf, -jnp.inf])), 0.0)
+
+
+# --- policy_soft_value [E4], [E9] -------------------------------------------------------
+
+
+def test_policy_soft_value_by_hand():
+    q = jnp.array([1.0, 3.0])
+    log_pi = jnp.log(jnp.array([0.25, 0.75]))
+    expected_q = 0.25 * 1.0 + 0.75 * 3.0
+    close(policy_soft_value(q, log_pi, temperature=0.5), expected_q - 0.5 * KL_QUARTER)
+    entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    close(
+        policy_soft_value(q, log_pi, temperature=0.5, log_prior="entropy"),
+        expected_q + 0.5 * entropy,
+    )
+    close(policy_soft_value(q, log_pi, temperature=0.0), expected_q)
+
+
+def test_policy_soft_value_of_the_boltzmann_policy_is_the_soft_value_and_others_are_lower():
+    q = jnp.array([0.2, -1.0, 1.5])
+    for prior in ("uniform", "entropy"):
+        best = boltzmann_log_policy(q, temperature=0.3, log_prior=prior)
+        v = soft_value(q, temperature=0.3, log_prior=prior)
+        close(policy_soft_value(q, best, temperature=0.3, log_prior=prior), v)
+        other = jnp.log(jnp.array([0.2, 0.3, 0.5]))
+        assert policy_soft_value(q, other, temperature=0.3, log_prior=prior) < v
+
+
+def test_policy_soft_value_ignores_the_scores_of_actions_it_never_takes():
+    log_pi = jnp.array([0.0, -jnp.inf])
+    value = policy_soft_value(jnp.array([2.0, jnp.inf]), log_pi, temperature=0.5)
+    close(value, 2.0 - 0.5 * LOG2)  # KL[(1, 0) || (½, ½)] = log 2
