@@ -29,7 +29,11 @@ from typing import Any
 
 CONFIG_FILENAME = "config.json"
 #: Environment backends of `softeq.adapters.envs.make_vector_env`.
-BACKENDS = ("auto", "ale", "gymnasium")
+BACKENDS = ("auto", "ale", "gymnasium", "gymnax")
+#: How a run is driven: "jit" (the whole loop inside one XLA program, gymnax envs),
+#: "host" (the Python loop of `softeq.adapters.loop`) or "auto" (jit wherever it can).
+DRIVERS = ("auto", "jit", "host")
+TORSO_CHOICES = ("auto", "nature", "minatar", "mlp")
 CONFIG_FORMAT_VERSION = 1
 
 #: Evaluation policies (`RunConfig.eval_policy`); "auto" picks the standard protocol of
@@ -107,7 +111,14 @@ class RunConfig:
       torso: network torso, `"auto"` = `"nature"` for Atari, `"mlp"` otherwise.
       video: record one evaluation episode to an mp4 at each evaluation.
       progress: show a tqdm progress bar.
-      backend: environment backend passed to `make_vector_env`.
+      backend: where the env comes from: "gymnax" (JAX-native: CartPole-v1,
+        Acrobot-v1, the MinAtar games), "gymnasium", "ale", or "auto" (gymnax
+        for the ids it has unless the host loop drives the run, ALE for
+        `ALE/…`); see `resolve_backend`.
+      driver: "jit", "host" or "auto" (jit wherever the env runs inside a
+        program); see `resolve_driver`.
+      seeds: several seeds trained together in one jitted program, one folder
+        each; empty = just `seed`. See `resolve_seeds`.
     """
 
     env_id: str = "CartPole-v1"
@@ -128,8 +139,12 @@ class RunConfig:
     video: bool = False
     progress: bool = True
     backend: str = "auto"
+    driver: str = "auto"
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self):
+        if isinstance(self.seeds, list):  # read back from JSON
+            object.__setattr__(self, "seeds", tuple(self.seeds))
         validate_run_config(self)
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -137,7 +152,9 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["seeds"] = list(self.seeds)  # as JSON reads it back, so saved and new compare equal
+        return out
 
 
 #: Fields that may differ between a saved run and the same run resumed.
@@ -172,8 +189,9 @@ def validate_run_config(config: RunConfig) -> None:
         ("checkpoint_every", config.checkpoint_every, config.checkpoint_every > 0, "allowed: > 0"),
         ("keep_checkpoints", config.keep_checkpoints, config.keep_checkpoints >= 1, ">= 1"),
         ("log_every", config.log_every, config.log_every >= 1, "allowed: >= 1"),
-        ("torso", config.torso, config.torso in ("auto", "nature", "mlp"), "auto|nature|mlp"),
+        ("torso", config.torso, config.torso in TORSO_CHOICES, "|".join(TORSO_CHOICES)),
         ("backend", config.backend, config.backend in BACKENDS, "allowed: " + "|".join(BACKENDS)),
+        ("driver", config.driver, config.driver in DRIVERS, "allowed: " + "|".join(DRIVERS)),
     ]
     for name, value, ok, allowed in checks:
         if not ok:
@@ -182,6 +200,13 @@ def validate_run_config(config: RunConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"--{name.replace('_', '-')}", value, "must be an integer")
+    seeds = config.seeds
+    if not isinstance(seeds, tuple) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31 for s in seeds
+    ):
+        raise ConfigError("--seeds", seeds, "allowed: integers 0 <= seed < 2**31")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds", list(seeds), "each seed at most once")
     validate_eval_settings(
         config.eval_policy,
         config.eval_epsilon,
@@ -204,13 +229,16 @@ def validate_eval_settings(
     """
     if policy not in EVAL_POLICIES:
         raise ConfigError("--eval-policy", policy, "allowed: " + "|".join(EVAL_POLICIES))
-    if algo == "dqn" and policy == "sample":
-        raise ConfigError(
-            "--eval-policy",
-            policy,
-            "allowed for --algo dqn: auto|greedy|epsilon (DQN learns no stochastic policy "
-            "to sample from)",
-        )
+    if algo is not None and policy == "sample":
+        from softeq.adapters.agents import get_algorithm
+
+        if not get_algorithm(algo).stochastic_policy:
+            raise ConfigError(
+                "--eval-policy",
+                policy,
+                f"allowed for --algo {algo}: auto|greedy|epsilon ({algo} learns no stochastic "
+                "policy to sample from)",
+            )
     is_number = isinstance(epsilon, int | float) and not isinstance(epsilon, bool)
     if not is_number or not 0.0 <= epsilon <= 1.0:  # NaN fails the range test
         raise ConfigError("--eval-epsilon", epsilon, "allowed: a number with 0 <= ε <= 1")
@@ -256,7 +284,10 @@ def resolve_eval_protocol(config: RunConfig) -> EvalProtocol:
         if not atari:
             policy = "greedy"
         else:
-            policy = "epsilon" if config.algo == "dqn" else "sample"
+            from softeq.adapters.agents import get_algorithm
+
+            stochastic = get_algorithm(config.algo).stochastic_policy
+            policy = "sample" if stochastic else "epsilon"
     cap = config.eval_max_episode_steps
     if cap == 0 and atari:
         cap = ATARI_EVAL_MAX_EPISODE_STEPS
@@ -273,7 +304,94 @@ def default_run_dir(config: RunConfig) -> str:
 def resolve_torso(config: RunConfig) -> str:
     if config.torso != "auto":
         return config.torso
+    from softeq.adapters.jax_envs import is_minatar
+
+    if is_minatar(config.env_id):
+        return "minatar"
     return "nature" if is_atari(config.env_id) else "mlp"
+
+
+def resolve_seeds(config: RunConfig) -> tuple[int, ...]:
+    """The seeds of a run: `config.seeds` when given, else `(config.seed,)`."""
+    return config.seeds if config.seeds else (config.seed,)
+
+
+def resolve_backend(config: RunConfig) -> str:
+    """Where the env comes from: "gymnax", or the host backend ("auto", "ale", "gymnasium").
+
+    "auto" becomes "gymnax" for the ids gymnax has (CartPole-v1, Acrobot-v1,
+    the MinAtar games) unless `driver` is "host"; otherwise it stays "auto",
+    which `make_vector_env` turns into ALE for `ALE/…` and gymnasium for the rest.
+    Raises `ConfigError` naming the flag for combinations that cannot run.
+    """
+    from softeq.adapters.jax_envs import JAX_ENV_IDS, is_minatar
+
+    env_id, backend, driver = config.env_id, config.backend, config.driver
+    if backend == "gymnax":
+        if env_id not in JAX_ENV_IDS:
+            raise ConfigError(
+                "--backend",
+                "gymnax",
+                f"gymnax has no {env_id!r}; its envs here: " + ", ".join(JAX_ENV_IDS),
+            )
+        if driver == "host":
+            raise ConfigError(
+                "--driver",
+                "host",
+                "gymnax envs run inside the jitted program: use --driver "
+                "jit (or auto), or --backend gymnasium for the host loop",
+            )
+        return "gymnax"
+    if is_minatar(env_id):
+        if backend != "auto":
+            raise ConfigError(
+                "--backend", backend, f"{env_id} exists only in gymnax: use --backend gymnax"
+            )
+        if driver == "host":
+            raise ConfigError(
+                "--driver",
+                "host",
+                f"{env_id} runs only inside the jitted program (gymnax): use --driver jit",
+            )
+        return "gymnax"
+    if backend == "auto" and driver != "host" and env_id in JAX_ENV_IDS:
+        return "gymnax"
+    return backend
+
+
+def resolve_driver(config: RunConfig) -> str:
+    """ "jit" or "host": how the run is driven (see `resolve_backend` for the env's origin).
+
+    "auto" is "jit" wherever the env runs inside a program (the gymnax
+    backend) and "host" otherwise. Raises `ConfigError` for a jitted run of an
+    env that cannot be traced, and for several seeds in one host-loop run.
+    """
+    backend = resolve_backend(config)
+    driver = config.driver
+    if driver == "auto":
+        driver = "jit" if backend == "gymnax" else "host"
+    if driver == "jit" and backend != "gymnax":
+        if is_atari(config.env_id):
+            raise ConfigError(
+                "--driver",
+                "jit",
+                "the jitted Atari path (ale_py's XLA interface) is not "
+                "there yet; use --driver host (or auto) for ALE games",
+            )
+        raise ConfigError(
+            "--driver",
+            "jit",
+            f"runs gymnax envs only, not --backend {config.backend}; use "
+            "--backend gymnax (or auto)",
+        )
+    if driver == "host" and len(resolve_seeds(config)) > 1:
+        raise ConfigError(
+            "--seeds",
+            list(config.seeds),
+            "several seeds in one run need the jitted driver "
+            "(--driver jit, gymnax envs); for host-loop envs use `softeq compare --seeds`",
+        )
+    return driver
 
 
 # --------------------------------------------------------------------------------------
@@ -403,15 +521,17 @@ def build_algo_config(algo: str, env_id: str, overrides: Mapping[str, Any]) -> A
 
 
 def check_env(env_id: str) -> None:
-    """Raise `ConfigError` unless `make_vector_env` supports `env_id`."""
+    """Raise `ConfigError` unless `make_vector_env` or `make_jax_env` supports `env_id`."""
     from softeq.adapters import envs
+    from softeq.adapters.jax_envs import JAX_ENV_IDS
 
-    if env_id not in envs.ENV_KINDS:
+    if env_id not in envs.ENV_KINDS and env_id not in JAX_ENV_IDS:
         raise ConfigError(
             "--env",
             env_id,
-            "allowed: CartPole-v1, Acrobot-v1 or ALE/<Game>-v5 for a game that ale-py "
-            "registers (e.g. ALE/Pong-v5)",
+            "allowed: CartPole-v1, Acrobot-v1, a MinAtar game (Asterix-MinAtar, "
+            "Breakout-MinAtar, Freeway-MinAtar, Seaquest-MinAtar, SpaceInvaders-MinAtar) "
+            "or ALE/<Game>-v5 for a game that ale-py registers (e.g. ALE/Pong-v5)",
         )
 
 

@@ -1,0 +1,732 @@
+"""The jitted driver: a whole training run as pure functions that compile into one program.
+
+For environments that run inside XLA (`softeq.adapters.jax_envs`: gymnax's
+CartPole-v1, Acrobot-v1 and the five MinAtar games) everything a training run
+does between two host visits is one XLA program:
+
+    state = program.init(seed)                       # params, optimiser, envs, replay, key
+    state, log = program.train_chunk(state, k)        # k iterations, one lax.while_loop
+    returns, lengths, capped = program.evaluate(params, key)   # evaluation episodes
+
+One *iteration* is, for a2c and soft-q, a rollout of `num_steps` steps of all
+N envs (an inner `lax.scan`: act from π_θ, step, record) followed by one
+learner update; for dqn, one ε-greedy step of the N envs, the transitions
+written to an on-device replay ring buffer and the learner updates that fall
+due (`train_every`, `learning_starts`), each on an n-step batch sampled
+uniformly from the buffer, with periodic target-network copies.
+
+The learner updates are the agents' own pure functions
+(`softeq.adapters.agents.actor_critic.make_learner_update`,
+`softeq.adapters.agents.dqn.make_learner_update`) with optimisers built as the
+agents build them, so the host loop and this driver compute identical updates
+on the same batch. Time limits are not terminal: actor-critic rollouts fold
+γ·V(final observation) into the reward of each truncated transition with
+`softeq.core.bootstrap_truncations` (V from the parameters the update starts
+from) before building the `Rollout`; the replay stores each transition's own
+next observation (the final one where the episode ended), and `dqn_targets`
+bootstraps a truncated window from it.
+
+Every function here is written for one seed; `softeq.adapters.jit_loop` maps
+them over seeds with `jax.vmap` and lays the seed axis over devices.
+
+Randomness: the initial parameters come from `PRNGKey(seed)` exactly as the
+host agents draw them; everything after that (env resets and steps, actions,
+replay sampling) draws from stream 0 of the seed (`stream_key`), evaluation k
+from stream 1 + k, all threefry keys held in the state as raw key data. The
+faster "rbg" generators are not used: `jax.vmap` of XLA's RngBitGenerator
+draws every lane's bits from the first lane's key, so a seed's run would
+depend on which other seeds share its program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from softeq.adapters import jax_envs
+from softeq.adapters.agents import actor_critic, common, dqn
+from softeq.adapters.agents.config import A2CConfig, DQNConfig, SoftQConfig
+from softeq.adapters.replay import NStepBatch
+from softeq.core import bootstrap_truncations
+
+ACTOR_CRITIC = ("a2c", "soft-q")
+#: PRNG implementation of the run's random streams (see the module docstring).
+KEY_IMPL = "threefry2x32"
+
+
+def wrap_key(raw: jax.Array) -> jax.Array:
+    """A typed `KEY_IMPL` key from the raw key data the states hold."""
+    return jax.random.wrap_key_data(raw, impl=KEY_IMPL)
+
+
+def stream_key(seed: jax.Array | int, index: jax.Array | int = 0) -> jax.Array:
+    """Raw key data of stream `index` of `seed` (0: training, 1 + k: evaluation k)."""
+    key = jax.random.fold_in(jax.random.key(seed, impl=KEY_IMPL), index)
+    return jax.random.key_data(key)
+
+
+EVAL_POLICIES = ("greedy", "sample", "epsilon")
+
+
+# --------------------------------------------------------------------------------------
+# States and logs.
+# --------------------------------------------------------------------------------------
+
+
+class DeviceReplay(NamedTuple):
+    """On-device ring buffer of `rows` time rows × N environments.
+
+    Row i holds, for each env, one transition s_i —a_i→ (r_i, s_{i+1}):
+
+    obs: `[rows, N, *obs_shape]` s_i.
+    actions: `[rows, N]` int32 a_i.
+    rewards: `[rows, N]` float32 r_i.
+    terminated: `[rows, N]` bool, s_{i+1} is terminal.
+    truncated: `[rows, N]` bool, the episode hit its time limit (not terminal).
+    next_obs: `[rows, N, *obs_shape]` s_{i+1}; where the episode ended, the
+      ended episode's final observation (not the next episode's first).
+    count: `[]` int32 rows written so far (the next goes to `count % rows`).
+    """
+
+    obs: jax.Array
+    actions: jax.Array
+    rewards: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array
+    count: jax.Array
+
+
+class ActorCriticTrainState(NamedTuple):
+    """One seed's a2c / soft-q run between two iterations.
+
+    learner: parameters and optimiser state (`actor_critic.LearnerState`).
+    env: the N environments (`jax_envs.JaxEnvState`).
+    obs: `[N, *obs_shape]` the observations the next actions are chosen from.
+    key: raw `KEY_IMPL` key data of everything random that follows.
+    env_steps: `[]` int32 transitions so far, summed over the N envs.
+    updates: `[]` int32 learner updates so far.
+    """
+
+    learner: actor_critic.LearnerState
+    env: jax_envs.JaxEnvState
+    obs: jax.Array
+    key: jax.Array
+    env_steps: jax.Array
+    updates: jax.Array
+
+
+class DQNTrainState(NamedTuple):
+    """One seed's dqn run between two iterations; fields as `ActorCriticTrainState`, plus
+
+    learner: `dqn.DQNLearnerState` (online and target parameters, optimiser).
+    replay: the `DeviceReplay`.
+    """
+
+    learner: dqn.DQNLearnerState
+    replay: DeviceReplay
+    env: jax_envs.JaxEnvState
+    obs: jax.Array
+    key: jax.Array
+    env_steps: jax.Array
+    updates: jax.Array
+
+
+class IterationLog(NamedTuple):
+    """What one iteration reports; `train_chunk` stacks K of them (`[K, ...]`).
+
+    env_steps: `[]` int32 transitions done after the iteration.
+    episode_returns: `[T, N]` float32 return of each episode that ended at that
+      step, NaN elsewhere (T = steps per iteration: num_steps or 1).
+    episode_lengths: `[T, N]` float32 its length, NaN elsewhere.
+    updated: `[]` bool whether a learner update ran (dqn waits for learning_starts).
+    learner: dict of `[]` float32 metrics of the iteration's last update.
+    """
+
+    env_steps: jax.Array
+    episode_returns: jax.Array
+    episode_lengths: jax.Array
+    updated: jax.Array
+    learner: dict[str, jax.Array]
+
+
+# --------------------------------------------------------------------------------------
+# Replay buffer on the device.
+# --------------------------------------------------------------------------------------
+
+
+def replay_rows(capacity: int, num_envs: int) -> int:
+    """Rows of a buffer holding at least `capacity` transitions of `num_envs` envs."""
+    return max(2, -(-capacity // num_envs))
+
+
+def device_replay_init(
+    *, capacity: int, num_envs: int, observation_shape: tuple, observation_dtype
+) -> DeviceReplay:
+    """An empty buffer of `replay_rows(capacity, num_envs)` rows."""
+    rows = replay_rows(capacity, num_envs)
+    return DeviceReplay(
+        obs=jnp.zeros((rows, num_envs, *observation_shape), observation_dtype),
+        actions=jnp.zeros((rows, num_envs), jnp.int32),
+        rewards=jnp.zeros((rows, num_envs), jnp.float32),
+        terminated=jnp.zeros((rows, num_envs), bool),
+        truncated=jnp.zeros((rows, num_envs), bool),
+        next_obs=jnp.zeros((rows, num_envs, *observation_shape), observation_dtype),
+        count=jnp.zeros((), jnp.int32),
+    )
+
+
+def device_replay_add(
+    replay: DeviceReplay, obs, actions, rewards, terminated, truncated, next_obs
+) -> DeviceReplay:
+    """Writes one row of N transitions (`[N, …]` each) at `count % rows`."""
+    row = replay.count % replay.actions.shape[0]
+
+    def put(buffer, values):
+        return jax.lax.dynamic_update_index_in_dim(buffer, values.astype(buffer.dtype), row, 0)
+
+    return DeviceReplay(
+        obs=put(replay.obs, obs),
+        actions=put(replay.actions, actions),
+        rewards=put(replay.rewards, rewards),
+        terminated=put(replay.terminated, terminated),
+        truncated=put(replay.truncated, truncated),
+        next_obs=put(replay.next_obs, next_obs),
+        count=replay.count + 1,
+    )
+
+
+def device_replay_can_sample(replay: DeviceReplay, *, n: int) -> jax.Array:
+    """Whether one complete n-step window is stored (`[]` bool)."""
+    return replay.count >= n
+
+
+def device_replay_sample(
+    replay: DeviceReplay, key: jax.Array, *, batch_size: int, n: int
+) -> NStepBatch:
+    """`batch_size` n-step windows drawn uniformly over (start row, env).
+
+    A window starting at absolute row i holds rows i … i + n − 1 of one env; it
+    must be fully written (i + n ≤ count) and not overwritten (i ≥ count − rows).
+
+    Returns:
+      `NStepBatch`: obs `[B, …]`, actions `[B]`, rewards / terminated / truncated
+      `[B, n]` (float32 flags), next_obs `[B, n, …]`.
+    """
+    rows, num_envs = replay.actions.shape
+    start_key, env_key = jax.random.split(key)
+    first = jnp.maximum(replay.count - rows, 0)
+    last = replay.count - n  # inclusive
+    start = jax.random.randint(start_key, (batch_size,), first, last + 1)
+    env = jax.random.randint(env_key, (batch_size,), 0, num_envs)
+    window = (start[:, None] + jnp.arange(n)[None, :]) % rows  # [B, n]
+    env_col = env[:, None]
+    return NStepBatch(
+        obs=replay.obs[window[:, 0], env],
+        actions=replay.actions[window[:, 0], env],
+        rewards=replay.rewards[window, env_col],
+        terminated=replay.terminated[window, env_col].astype(jnp.float32),
+        truncated=replay.truncated[window, env_col].astype(jnp.float32),
+        next_obs=replay.next_obs[window, env_col],
+    )
+
+
+def linear_epsilon(env_steps: jax.Array, config: DQNConfig) -> jax.Array:
+    """ε after `env_steps` transitions, as `dqn.linear_epsilon` (`[]` float32)."""
+    fraction = jnp.clip(env_steps.astype(jnp.float32) / config.epsilon_decay_steps, 0.0, 1.0)
+    return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
+
+
+# --------------------------------------------------------------------------------------
+# Optimisers, exactly as the agents build them.
+# --------------------------------------------------------------------------------------
+
+
+def actor_critic_optimizer(
+    config: A2CConfig | SoftQConfig, num_envs: int
+) -> optax.GradientTransformation:
+    """The optimiser of `ActorCriticAgent` for `num_envs` envs (schedule in updates)."""
+    learning_rate = config.learning_rate
+    if config.lr_decay_steps > 0:
+        decay_updates = max(1, config.lr_decay_steps // (num_envs * config.num_steps))
+        learning_rate = optax.linear_schedule(config.learning_rate, 0.0, decay_updates)
+    return common.make_optimizer(
+        name=config.optimizer,
+        learning_rate=learning_rate,
+        max_grad_norm=config.max_grad_norm,
+        rmsprop_decay=config.rmsprop_decay,
+        rmsprop_eps=config.rmsprop_eps,
+        adam_eps=config.adam_eps,
+    )
+
+
+def dqn_optimizer(config: DQNConfig) -> optax.GradientTransformation:
+    """The optimiser of `DQNAgent`: clipping then Adam."""
+    return common.make_optimizer(
+        name="adam",
+        learning_rate=config.learning_rate,
+        max_grad_norm=config.max_grad_norm,
+        adam_eps=config.adam_eps,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The program.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """How `JitProgram.evaluate` acts and ends episodes.
+
+    episodes: evaluation episodes per call (each on its own fresh env copy).
+    policy: "greedy" (argmax), "sample" (draw from π_θ; a2c and soft-q) or
+      "epsilon" (ε-greedy with `epsilon`).
+    epsilon: ε of the "epsilon" policy.
+    max_episode_steps: an episode reaching this many steps ends there with its
+      return so far (0: only the env's own time limit).
+    """
+
+    episodes: int = 5
+    policy: str = "greedy"
+    epsilon: float = 0.05
+    max_episode_steps: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.episodes, bool) or not isinstance(self.episodes, int):
+            raise ValueError(f"`episodes` must be an integer >= 1, got {self.episodes!r}.")
+        if self.episodes < 1:
+            raise ValueError(f"`episodes` must be an integer >= 1, got {self.episodes!r}.")
+        if self.policy not in EVAL_POLICIES:
+            raise ValueError(f"`policy` must be one of {EVAL_POLICIES}, got {self.policy!r}.")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"`epsilon` must be in [0, 1], got {self.epsilon!r}.")
+        if self.max_episode_steps < 0:
+            raise ValueError(
+                f"`max_episode_steps` must be >= 0 (0 = none), got {self.max_episode_steps!r}."
+            )
+
+
+class JitProgram:
+    """The pure functions of one algorithm on one JAX-native env, for one seed.
+
+    Args:
+      algo: "a2c", "soft-q" or "dqn".
+      config: the algorithm's config (`A2CConfig`, `SoftQConfig`, `DQNConfig`).
+      env_id: one of `softeq.adapters.jax_envs.JAX_ENV_IDS`.
+      num_envs: N, environments stepped together.
+      torso: "mlp", "minatar" or "nature"; None picks the one that fits the observations.
+      evaluation: the `EvalSettings` of `evaluate`.
+
+    Attributes:
+      env: the `JaxVectorEnv`.
+      network: the haiku network (`make_actor_critic` or `make_q_network`).
+      optimizer: the optax optimiser.
+      learner_update: the agent's pure learner update, as the host agent uses it.
+      steps_per_iteration: env transitions per iteration (N·num_steps or N).
+    """
+
+    def __init__(
+        self,
+        algo: str,
+        config: A2CConfig | SoftQConfig | DQNConfig,
+        *,
+        env_id: str,
+        num_envs: int,
+        torso: str | None = None,
+        evaluation: EvalSettings | None = None,
+    ):
+        from softeq.adapters import networks
+        from softeq.adapters.agents import config_for
+
+        cls = config_for(algo)
+        if not isinstance(config, cls):
+            raise TypeError(
+                f"`config` for algo {algo!r} must be a {cls.__name__}, got {type(config).__name__}."
+            )
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"`num_envs` must be an integer >= 1, got {num_envs!r}.")
+        self.algo = algo
+        self.config = config
+        self.num_envs = num_envs
+        self.env = jax_envs.make_jax_env(env_id)
+        self.env_id = env_id
+        self.evaluation = evaluation or EvalSettings()
+        if self.evaluation.policy == "sample" and algo == "dqn":
+            raise ValueError(
+                "`policy` 'sample' evaluates a learned stochastic policy; dqn has none "
+                "(use 'greedy' or 'epsilon')."
+            )
+        self.torso = torso or networks.torso_for_observation(self.env.observation_shape)
+        num_actions = self.env.num_actions
+        if algo == "dqn":
+            rows = replay_rows(config.replay_capacity, num_envs)
+            if rows < config.n_step:
+                raise ValueError(
+                    f"`replay_capacity` ({config.replay_capacity}) holds {rows} rows of "
+                    f"{num_envs} envs, fewer than `n_step` ({config.n_step}); raise it."
+                )
+            self.network = networks.make_q_network(
+                num_actions, torso=self.torso, dueling=config.dueling
+            )
+            self.optimizer = dqn_optimizer(config)
+            self.learner_update = dqn.make_learner_update(
+                self.network.apply, self.optimizer, config=config
+            )
+            self.steps_per_iteration = num_envs
+        else:
+            self.network = networks.make_actor_critic(num_actions, torso=self.torso)
+            self.optimizer = actor_critic_optimizer(config, num_envs)
+            self.learner_update = actor_critic.make_learner_update(
+                self.network.apply, self.optimizer, algo=algo, config=config
+            )
+            self.steps_per_iteration = num_envs * config.num_steps
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def updates_per_iteration(self) -> int:
+        """Learner updates of one iteration once learning has started (at least 1)."""
+        if self.algo == "dqn":
+            return max(1, self.num_envs // self.config.train_every)
+        return 1
+
+    @property
+    def steps_per_log_row(self) -> int:
+        """T of `IterationLog`'s `[T, N]` episode arrays."""
+        return 1 if self.algo == "dqn" else self.config.num_steps
+
+    def _policy_scores(self, params: hk.Params, obs: jax.Array) -> jax.Array:
+        """Logits (a2c, soft-q) or Q-values (dqn) `[N, A]`; their argmax is the greedy action."""
+        out = self.network.apply(params, obs)
+        return out if self.algo == "dqn" else out[0]
+
+    # ---------------------------------------------------------------- init
+    def init(self, seed: jax.Array | int) -> ActorCriticTrainState | DQNTrainState:
+        """Fresh parameters, optimiser, envs (and replay) of one seed (traceable in `seed`).
+
+        The parameters are those of the host agents for the same seed: the
+        key of `network.init` is the second half of `split(PRNGKey(seed))`.
+        """
+        _, init_key = jax.random.split(jax.random.PRNGKey(seed))
+        key, env_key = jax.random.split(wrap_key(stream_key(seed)))
+        key = jax.random.key_data(key)
+        env_state, obs = self.env.reset(env_key, self.num_envs)
+        params = self.network.init(init_key, obs)
+        zero = jnp.zeros((), jnp.int32)
+        if self.algo != "dqn":
+            learner = actor_critic.LearnerState(params, self.optimizer.init(params))
+            return ActorCriticTrainState(learner, env_state, obs, key, zero, zero)
+        target = jax.tree.map(jnp.copy, params)
+        learner = dqn.DQNLearnerState(params, target, self.optimizer.init(params), zero)
+        replay = device_replay_init(
+            capacity=self.config.replay_capacity,
+            num_envs=self.num_envs,
+            observation_shape=self.env.observation_shape,
+            observation_dtype=self.env.observation_dtype,
+        )
+        return DQNTrainState(learner, replay, env_state, obs, key, zero, zero)
+
+    # ---------------------------------------------------------------- actor-critic
+    def collect_rollout(
+        self, state: ActorCriticTrainState
+    ) -> tuple[ActorCriticTrainState, actor_critic.Rollout, jax_envs.JaxStepResult]:
+        """`num_steps` steps of the N envs under π_θ, as the learner's `Rollout`.
+
+        Rewards and discounts already hold the truncation fold
+        (`bootstrap_truncations` with V of the final observations under the
+        current parameters). Returns `(state, rollout, steps [T, N, ...])`;
+        the state's learner is unchanged.
+        """
+        params = state.learner.params
+        apply = self.network.apply
+        c = self.config
+
+        def step(carry, _):
+            env_state, obs, key = carry
+            key, act_key, env_key = jax.random.split(key, 3)
+            logits, _ = apply(params, obs)
+            actions = jax.random.categorical(act_key, logits).astype(jnp.int32)
+            env_state, result = self.env.step(env_key, env_state, actions)
+            return (env_state, result.obs, key), (obs, actions, result)
+
+        (env_state, last_obs, key), (obs, actions, steps) = jax.lax.scan(
+            step, (state.env, state.obs, wrap_key(state.key)), None, length=c.num_steps
+        )
+        t, n = actions.shape
+        final_obs = steps.final_obs.reshape((t * n, *steps.final_obs.shape[2:]))
+        v_final = apply(params, final_obs)[1].reshape((t, n))
+        discounts = c.discount * (1.0 - steps.terminated.astype(jnp.float32))
+        rewards, discounts = jax.vmap(bootstrap_truncations, in_axes=1, out_axes=1)(
+            steps.reward, discounts, steps.truncated.astype(jnp.float32), v_final
+        )
+        rollout = actor_critic.Rollout(
+            obs=jnp.swapaxes(jnp.concatenate([obs, last_obs[None]], axis=0), 0, 1),
+            actions=actions.T,
+            rewards=rewards.T,
+            discounts=discounts.T,
+        )
+        state = state._replace(
+            env=env_state,
+            obs=last_obs,
+            key=jax.random.key_data(key),
+            env_steps=state.env_steps + t * n,
+        )
+        return state, rollout, steps
+
+    def _actor_critic_iteration(self, state: ActorCriticTrainState, keep_batch: bool):
+        state, rollout, steps = self.collect_rollout(state)
+        learner, metrics = self.learner_update(state.learner, rollout)
+        state = state._replace(learner=learner, updates=state.updates + 1)
+        log = IterationLog(
+            env_steps=state.env_steps,
+            episode_returns=steps.episode_returns,
+            episode_lengths=steps.episode_lengths,
+            updated=jnp.ones((), bool),
+            learner={k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()},
+        )
+        return state, log, (rollout if keep_batch else None)
+
+    # ---------------------------------------------------------------- dqn
+    def _dqn_templates(self, state: DQNTrainState):
+        """Zero-filled learner metrics and batch, the shapes one update produces and uses."""
+        batch = jax.eval_shape(self._sample, state.replay, wrap_key(state.key))
+        _, metrics = jax.eval_shape(self.learner_update, state.learner, batch)
+        zeros = {k: jnp.zeros((), jnp.float32) for k in metrics}
+        return zeros, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), batch)
+
+    def _sample(self, replay: DeviceReplay, key: jax.Array) -> NStepBatch:
+        return device_replay_sample(
+            replay, key, batch_size=self.config.batch_size, n=self.config.n_step
+        )
+
+    def _dqn_iteration(self, state: DQNTrainState, keep_batch: bool):
+        c = self.config
+        key, act_key, env_key, sample_key = jax.random.split(wrap_key(state.key), 4)
+        epsilon = linear_epsilon(state.env_steps, c)
+        explore_key, action_key = jax.random.split(act_key)
+        greedy = jnp.argmax(self._policy_scores(state.learner.params, state.obs), axis=-1)
+        random_actions = jax.random.randint(
+            action_key, (self.num_envs,), 0, self.env.num_actions, jnp.int32
+        )
+        explore = jax.random.uniform(explore_key, (self.num_envs,)) < epsilon
+        actions = jnp.where(explore, random_actions, greedy.astype(jnp.int32))
+        env_state, step = self.env.step(env_key, state.env, actions)
+        replay = device_replay_add(
+            state.replay,
+            state.obs,
+            actions,
+            step.reward,
+            step.terminated,
+            step.truncated,
+            step.final_obs,
+        )
+        before = state.env_steps
+        after = before + self.num_envs
+        ready = (after >= c.learning_starts) & device_replay_can_sample(replay, n=c.n_step)
+        due = jnp.where(ready, after // c.train_every - before // c.train_every, 0)
+
+        def update(k, carry):
+            learner = carry[0]
+            batch = self._sample(replay, jax.random.fold_in(sample_key, k))
+            learner, metrics = self.learner_update(learner, batch)
+            metrics = {name: jnp.asarray(v, jnp.float32) for name, v in metrics.items()}
+            return (learner, metrics, batch) if keep_batch else (learner, metrics)
+
+        zero_metrics, zero_batch = self._dqn_templates(state)
+        carry = (state.learner, zero_metrics) + ((zero_batch,) if keep_batch else ())
+        learner, metrics, *last_batch = jax.lax.fori_loop(0, due, update, carry)
+        metrics["epsilon"] = linear_epsilon(after, c)
+        state = DQNTrainState(
+            learner,
+            replay,
+            env_state,
+            step.obs,
+            jax.random.key_data(key),
+            after,
+            state.updates + due,
+        )
+        log = IterationLog(
+            env_steps=after,
+            episode_returns=step.episode_returns[None],
+            episode_lengths=step.episode_lengths[None],
+            updated=due > 0,
+            learner=metrics,
+        )
+        return state, log, (last_batch[0] if keep_batch else None)
+
+    # ---------------------------------------------------------------- chunks
+    def iteration(self, state):
+        """One iteration (see the module docstring): `state -> (state, IterationLog)`."""
+        state, log, _ = self.iteration_with_batch(state, keep_batch=False)
+        return state, log
+
+    def iteration_with_batch(self, state, *, keep_batch: bool = True):
+        """`iteration`, also returning the batch its (last) learner update consumed.
+
+        Returns `(state, log, batch)`: the `Rollout` (a2c, soft-q) or the
+        `NStepBatch` of the last update (dqn; zeros when none ran); None
+        when `keep_batch` is False.
+        """
+        if self.algo == "dqn":
+            return self._dqn_iteration(state, keep_batch)
+        return self._actor_critic_iteration(state, keep_batch)
+
+    def train_chunk(self, state, num_iterations: jax.Array, *, length: int):
+        """Runs `num_iterations` (≤ `length`, traced) iterations in one `lax.while_loop`.
+
+        Returns `(state, logs)`: logs is an `IterationLog` with leading axis
+        `length` whose first `num_iterations` rows are filled (NaN / 0 after).
+        `length` is static (it fixes the logs' shape); `num_iterations` is not,
+        so a shorter last chunk runs the same compiled program.
+        """
+        template = jax.eval_shape(self.iteration, state)[1]
+
+        def empty(leaf):
+            shape = (length, *leaf.shape)
+            if jnp.issubdtype(leaf.dtype, jnp.floating):
+                return jnp.full(shape, jnp.nan, leaf.dtype)
+            return jnp.zeros(shape, leaf.dtype)
+
+        logs = jax.tree.map(empty, template)
+
+        def body(carry):
+            i, state, logs = carry
+            state, log = self.iteration(state)
+            logs = jax.tree.map(
+                lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, i, 0), logs, log
+            )
+            return i + 1, state, logs
+
+        limit = jnp.minimum(jnp.asarray(num_iterations, jnp.int32), length)
+        _, state, logs = jax.lax.while_loop(
+            lambda carry: carry[0] < limit, body, (jnp.zeros((), jnp.int32), state, logs)
+        )
+        return state, logs
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, params: hk.Params, key: jax.Array):
+        """One episode on each of `evaluation.episodes` fresh env copies.
+
+        `key` is raw `KEY_IMPL` key data (`stream_key(seed, 1 + k)` for the k-th
+        evaluation of a run). Runs until every episode has ended (terminated, time limit, or the
+        `max_episode_steps` cap) in one `lax.while_loop`.
+
+        Returns:
+          `(returns [E], lengths [E], capped [E] bool)`: raw returns and lengths;
+          `capped` marks episodes stopped by `max_episode_steps`.
+        """
+        ev = self.evaluation
+        episodes = ev.episodes
+        limit = self.env.max_episode_steps
+        cap = ev.max_episode_steps if ev.max_episode_steps > 0 else limit
+        key, reset_key = jax.random.split(wrap_key(key))
+        env_state, obs = self.env.reset(reset_key, episodes)
+
+        def act(obs, key):
+            scores = self._policy_scores(params, obs)
+            greedy = jnp.argmax(scores, axis=-1).astype(jnp.int32)
+            if ev.policy == "greedy":
+                return greedy
+            sample_key, explore_key = jax.random.split(key)
+            if ev.policy == "sample":
+                return jax.random.categorical(sample_key, scores).astype(jnp.int32)
+            random_actions = jax.random.randint(
+                sample_key, greedy.shape, 0, self.env.num_actions, jnp.int32
+            )
+            explore = jax.random.uniform(explore_key, greedy.shape) < ev.epsilon
+            return jnp.where(explore, random_actions, greedy)
+
+        def body(carry):
+            t, env_state, obs, key, done, returns, lengths = carry
+            key, act_key, env_key = jax.random.split(key, 3)
+            env_state, step = self.env.step(env_key, env_state, act(obs, act_key))
+            ended = ~jnp.isnan(step.episode_returns) & ~done
+            returns = jnp.where(ended, step.episode_returns, returns)
+            lengths = jnp.where(ended, step.episode_lengths, lengths)
+            return t + 1, env_state, step.obs, key, done | ended, returns, lengths
+
+        def running(carry):
+            t, done = carry[0], carry[4]
+            return (t < cap) & ~jnp.all(done)
+
+        zeros = jnp.zeros((episodes,), jnp.float32)
+        done = jnp.zeros((episodes,), bool)
+        carry = (jnp.zeros((), jnp.int32), env_state, obs, key, done, zeros, zeros)
+        _, env_state, _, _, done, returns, lengths = jax.lax.while_loop(running, body, carry)
+        capped = ~done
+        returns = jnp.where(capped, env_state.episode_return, returns)
+        lengths = jnp.where(capped, env_state.episode_length.astype(jnp.float32), lengths)
+        return returns, lengths, capped
+
+
+# --------------------------------------------------------------------------------------
+# Defaults of jitted runs.
+# --------------------------------------------------------------------------------------
+
+#: MinAtar settings (not tuned; smoke-tested for a few thousand steps): A2C-style
+#: synchronous rollouts of 64 envs × 8 steps, Adam 1e-3 with the shared clipping,
+#: γ = 0.99; DQN as in the MinAtar paper (Young & Tian 2019: replay 100k, batch 32,
+#: target copy every 1,000 updates, ε 1 → 0.1 over 100k steps, learning from 5k)
+#: with Adam 2.5e-4 and 8 envs, one update per 2 transitions.
+MINATAR_ACTOR_CRITIC = dict(
+    num_steps=8,
+    learning_rate=1e-3,
+    optimizer="adam",
+    max_grad_norm=0.5,
+    temperature=0.01,
+    value_weight=0.5,
+    discount=0.99,
+)
+MINATAR_DQN = dict(
+    learning_rate=2.5e-4,
+    adam_eps=1.5e-4,
+    discount=0.99,
+    replay_capacity=100_000,
+    batch_size=32,
+    learning_starts=5_000,
+    train_every=2,
+    target_update_every=1_000,
+    epsilon_start=1.0,
+    epsilon_end=0.1,
+    epsilon_decay_steps=100_000,
+)
+MINATAR_NUM_ENVS = {"a2c": 64, "soft-q": 64, "dqn": 8}
+
+
+def jit_default_overrides(algo: str, env_id: str, total_steps: int) -> dict[str, Any]:
+    """Field values a jitted run of `algo` on `env_id` uses unless the user sets them.
+
+    They go on top of `softeq.adapters.agents.default_config`: MinAtar gets the
+    settings above; every actor-critic run decays its learning rate linearly to
+    0 over the whole budget (`lr_decay_steps = total_steps`).
+    """
+    fields: dict[str, Any] = {}
+    if jax_envs.is_minatar(env_id):
+        fields.update(MINATAR_DQN if algo == "dqn" else MINATAR_ACTOR_CRITIC)
+    if algo in ACTOR_CRITIC:
+        fields["lr_decay_steps"] = int(total_steps)
+    return fields
+
+
+def jit_default_num_envs(algo: str, env_id: str) -> int | None:
+    """The number of envs of a jitted run when not set; None: the agents' default."""
+    if jax_envs.is_minatar(env_id):
+        return MINATAR_NUM_ENVS[algo]
+    return None
+
+
+def chunk_iterations(steps_per_iteration: int, every: int) -> int:
+    """Iterations per chunk so that a chunk spans about `every` env steps (at least 1)."""
+    return max(1, math.ceil(every / steps_per_iteration))
+
+
+def host_metrics(logs: IterationLog, rows: int) -> dict[str, np.ndarray]:
+    """The first `rows` learner metrics of a chunk's logs as numpy `[..., rows]` arrays."""
+    return {k: np.asarray(v)[..., :rows] for k, v in logs.learner.items()}

@@ -1,0 +1,637 @@
+"""The host side of the jitted driver: seeds in one program, I/O between chunks.
+
+`train(run, algo_config)` trains every seed of `run` (`resolve_seeds`) as one
+XLA program built from `softeq.adapters.jit_driver.JitProgram`:
+
+    state = init(seeds)                          # vmapped over seeds, laid over devices
+    repeat until run.total_steps env steps per seed:
+        state, logs = train_chunk(state, k)      # k iterations on the device
+        per seed: finished episodes and learner metrics → CSV + TensorBoard
+        every eval_every steps: evaluation episodes inside the program
+        every checkpoint_every steps: one atomic checkpoint of all seeds
+        SIGINT/SIGTERM: checkpoint, then stop (`Interrupted`)
+
+Seeds: the per-seed functions are `jax.vmap`ped, and the seed axis is sharded
+over a 1-D mesh of local devices (`NamedSharding`, axis "seeds") spanning the
+largest number of devices that divides the number of seeds; seeds never
+interact, so every device runs its seeds with no communication.
+
+Run folder:
+
+    RUN_DIR/config.json            the run and algorithm configs
+    RUN_DIR/checkpoints/           ckpt-<env steps>.ckpt: every seed's state
+    RUN_DIR/seed-<s>/metrics.csv   per seed, the host loop's tags (tb/ beside it)
+    RUN_DIR/summary.json           written at the end (see `write_summary`)
+
+Resume restores the whole program state (parameters, optimiser, envs, replay,
+PRNG keys), the counters and the loggers from the newest good checkpoint;
+on CPU the resumed run ends bit-for-bit where an uninterrupted one does. A
+non-finite learner loss stops the run with `NonFiniteError` before any later
+checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from softeq.adapters import checkpoint as ckpt_lib
+from softeq.adapters.agents import common
+from softeq.adapters.jit_driver import EvalSettings, JitProgram, chunk_iterations, stream_key
+from softeq.adapters.logger import MetricsLogger
+from softeq.adapters.loop import Interrupted, NonFiniteError, _StopFlag
+from softeq.adapters.run_config import (
+    RunConfig,
+    configs_to_dict,
+    format_configs,
+    resolve_eval_protocol,
+    resolve_num_envs,
+    resolve_seeds,
+    save_run_configs,
+)
+
+CHECKPOINT_DIRNAME = "checkpoints"
+SUMMARY_FILENAME = "summary.json"
+JIT_CHECKPOINT_FORMAT = 1
+SEED_AXIS = "seeds"
+
+
+def seed_dirname(seed: int) -> str:
+    """The per-seed folder name inside a jitted run folder: `seed-<s>`."""
+    return f"seed-{seed}"
+
+
+# --------------------------------------------------------------------------------------
+# Seeds over devices.
+# --------------------------------------------------------------------------------------
+
+
+def seed_mesh(num_seeds: int, devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+    """A 1-D mesh (axis "seeds") of the largest number of devices dividing `num_seeds`."""
+    devices = list(devices if devices is not None else jax.local_devices())
+    count = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+    return jax.sharding.Mesh(np.asarray(devices[:count]), (SEED_AXIS,))
+
+
+class SeededProgram:
+    """A `JitProgram`'s functions vmapped over seeds, jitted with the seed axis sharded.
+
+    Args:
+      program: the per-seed program.
+      seeds: the seeds, one program lane each.
+      chunk_length: iterations per `train_chunk` call (a static shape).
+      devices: devices of the seed mesh (`jax.local_devices()` when None).
+
+    Attributes:
+      compile_s: seconds spent compiling each function, by name.
+      trace_counts: how often each per-seed function has been traced.
+    """
+
+    def __init__(
+        self,
+        program: JitProgram,
+        seeds: Sequence[int],
+        *,
+        chunk_length: int,
+        devices: Sequence[jax.Device] | None = None,
+    ):
+        self.program = program
+        self.seeds = tuple(int(s) for s in seeds)
+        self.chunk_length = int(chunk_length)
+        self.mesh = seed_mesh(len(self.seeds), devices)
+        self.batched = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(SEED_AXIS))
+        self.replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        self._counters = {
+            "init": common.TraceCounter(program.init),
+            "train_chunk": common.TraceCounter(
+                lambda state, n: program.train_chunk(state, n, length=self.chunk_length)
+            ),
+            "evaluate": common.TraceCounter(program.evaluate),
+        }
+        self._jitted = {
+            "init": jax.jit(jax.vmap(self._counters["init"]), out_shardings=self.batched),
+            "train_chunk": jax.jit(
+                jax.vmap(self._counters["train_chunk"], in_axes=(0, None)),
+                in_shardings=(self.batched, self.replicated),
+                out_shardings=(self.batched, self.batched),
+                donate_argnums=0,
+            ),
+            "evaluate": jax.jit(
+                jax.vmap(self._counters["evaluate"]),
+                in_shardings=(self.batched, self.batched),
+                out_shardings=self.batched,
+            ),
+        }
+        self._compiled: dict[str, Any] = {}
+        self.compile_s: dict[str, float] = {}
+
+    @property
+    def trace_counts(self) -> dict[str, int]:
+        return {name: counter.count for name, counter in self._counters.items()}
+
+    def _call(self, name: str, *args):
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            start = time.perf_counter()
+            compiled = self._jitted[name].lower(*args).compile()
+            self.compile_s[name] = time.perf_counter() - start
+            self._compiled[name] = compiled
+        return compiled(*args)
+
+    def compile(self, name: str, *args) -> None:
+        """Compile `name` for `args` now (so that its time is not counted as training)."""
+        if name not in self._compiled:
+            start = time.perf_counter()
+            self._compiled[name] = self._jitted[name].lower(*args).compile()
+            self.compile_s[name] = time.perf_counter() - start
+
+    def init(self):
+        """Every seed's fresh state, `[S, ...]` leaves sharded over the mesh."""
+        seeds = jax.device_put(np.asarray(self.seeds, np.int32), self.batched)
+        return self._call("init", seeds)
+
+    def train_chunk(self, state, num_iterations: int):
+        """`num_iterations` (≤ chunk_length) iterations of every seed (the state is donated)."""
+        n = jax.device_put(np.asarray(num_iterations, np.int32), self.replicated)
+        return self._call("train_chunk", state, n)
+
+    def evaluate(self, params, eval_index: int):
+        """Evaluation episodes of every seed: `(returns, lengths, capped)`, each `[S, E]`."""
+        keys = eval_keys(self.seeds, eval_index)
+        return self._call("evaluate", params, jax.device_put(keys, self.batched))
+
+    def eval_args(self, params):
+        keys = jax.device_put(eval_keys(self.seeds, 0), self.batched)
+        return params, keys
+
+    def chunk_args(self, state):
+        return state, jax.device_put(np.asarray(0, np.int32), self.replicated)
+
+
+def eval_keys(seeds: Sequence[int], eval_index: int) -> np.ndarray:
+    """`[S, key]` raw keys of evaluation number `eval_index` (fresh env copies every time)."""
+    return np.stack([np.asarray(stream_key(int(s), 1 + int(eval_index))) for s in seeds])
+
+
+# --------------------------------------------------------------------------------------
+# Results.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class JitTrainResult:
+    """What `train` returns.
+
+    Attributes:
+      run_dir: the run folder.
+      seeds: the seeds, in program order.
+      env_steps: environment steps done per seed.
+      updates: learner updates per seed (`[S]`).
+      episodes: finished training episodes per seed (`[S]`).
+      recent_returns: mean raw return of each seed's last (up to) 100 training episodes.
+      final_evals: per seed `{"return_mean", "return_std", "length_mean",
+        "episodes", "capped"}` of the last evaluation, or None.
+      checkpoint: path of the last checkpoint written.
+      sps: env steps per second of one seed, training time only (no
+        compilation, evaluation, logging or checkpointing); NaN if nothing ran.
+      compile_s: seconds of compilation, by function.
+      wall_s: wall-clock seconds of this call.
+      finished: True if the step budget was reached.
+      devices: the number of devices the seeds were spread over.
+      trace_counts: how often each per-seed function was traced (1 each: one
+        compilation per program).
+    """
+
+    run_dir: Path
+    seeds: tuple[int, ...]
+    env_steps: int
+    updates: list[int]
+    episodes: list[int]
+    recent_returns: list[float]
+    final_evals: list[dict[str, float] | None]
+    checkpoint: Path | None
+    sps: float
+    compile_s: dict[str, float]
+    wall_s: float
+    finished: bool
+    devices: int
+    trace_counts: dict[str, int]
+
+    @property
+    def total_sps(self) -> float:
+        """Env steps per second summed over the seeds."""
+        return self.sps * len(self.seeds)
+
+
+def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
+    """The content of `summary.json`.
+
+    Top level: driver, env, algo, backend, num_envs, devices, env steps,
+    `sps_total`, `compile_s` (by function and total), `wall_s`, `finished`;
+    `seeds`: `{"<seed>": {"final_eval_return", "final_eval_std",
+    "final_eval_episodes", "recent_return", "episodes", "updates", "env_steps",
+    "sps", "wall_s", "compile_s"}}` — seeds share the program, so they share its
+    time figures.
+    """
+    compile_total = float(sum(result.compile_s.values()))
+    seeds = {}
+    for i, seed in enumerate(result.seeds):
+        fe = result.final_evals[i]
+        seeds[str(seed)] = {
+            "final_eval_return": None if fe is None else fe["return_mean"],
+            "final_eval_std": None if fe is None else fe["return_std"],
+            "final_eval_episodes": None if fe is None else fe["episodes"],
+            "recent_return": _json_float(result.recent_returns[i]),
+            "episodes": int(result.episodes[i]),
+            "updates": int(result.updates[i]),
+            "env_steps": int(result.env_steps),
+            "sps": _json_float(result.sps),
+            "wall_s": result.wall_s,
+            "compile_s": compile_total,
+        }
+    return {
+        "driver": "jit",
+        "backend": "gymnax",
+        "env_id": run.env_id,
+        "algo": run.algo,
+        "num_envs": run.num_envs,
+        "devices": result.devices,
+        "env_steps": int(result.env_steps),
+        "total_steps": run.total_steps,
+        "finished": result.finished,
+        "sps_total": _json_float(result.total_sps),
+        "compile_s": {**result.compile_s, "total": compile_total},
+        "wall_s": result.wall_s,
+        "seeds": seeds,
+    }
+
+
+def _json_float(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Write `summary.json` atomically."""
+    path = Path(run_dir) / SUMMARY_FILENAME
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(summary, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The `summary.json` of a finished jitted run."""
+    with open(Path(run_dir) / SUMMARY_FILENAME) as fh:
+        return json.load(fh)
+
+
+# --------------------------------------------------------------------------------------
+# Logging a chunk.
+# --------------------------------------------------------------------------------------
+
+
+def _log_chunk(
+    loggers: list[MetricsLogger], logs: Any, rows: int, *, steps_per_row: int, num_envs: int
+) -> list[int]:
+    """Writes each seed's finished episodes and learner metrics; returns episodes per seed."""
+    env_steps = np.asarray(logs.env_steps)[:, :rows]  # [S, K]
+    returns = np.asarray(logs.episode_returns)[:, :rows]  # [S, K, T, N]
+    lengths = np.asarray(logs.episode_lengths)[:, :rows]
+    updated = np.asarray(logs.updated)[:, :rows]
+    learner = {k: np.asarray(v)[:, :rows] for k, v in logs.learner.items()}
+    # env step at which step t of an iteration ended: the iteration's count minus the rest.
+    offsets = (steps_per_row - 1 - np.arange(steps_per_row)) * num_envs  # [T]
+    counts = []
+    for s, logger in enumerate(loggers):
+        ended = ~np.isnan(returns[s])
+        counts.append(int(ended.sum()))
+        for k in range(rows):
+            step_ends = ended[k]
+            if step_ends.any():
+                for t in np.flatnonzero(step_ends.any(axis=1)):
+                    mask = step_ends[t]
+                    logger.episodes(
+                        returns[s, k, t][mask],
+                        lengths[s, k, t][mask],
+                        int(env_steps[s, k] - offsets[t]),
+                    )
+            if updated[s, k]:
+                logger.learner({name: v[s, k] for name, v in learner.items()}, int(env_steps[s, k]))
+        logger.maybe_flush()
+    return counts
+
+
+def _check_finite(logs: Any, rows: int, seeds: Sequence[int]) -> None:
+    updated = np.asarray(logs.updated)[:, :rows]
+    env_steps = np.asarray(logs.env_steps)[:, :rows]
+    for name, values in logs.learner.items():
+        if "loss" not in name:
+            continue
+        values = np.asarray(values)[:, :rows]
+        bad = updated & ~np.isfinite(values)
+        if bad.any():
+            s, k = np.argwhere(bad)[0]
+            raise NonFiniteError(
+                f"non-finite learner loss at env step {int(env_steps[s, k])} of seed "
+                f"{seeds[s]} ({name}={values[s, k]}); the run is stopped and the last good "
+                f"checkpoint is kept (try a smaller --learning-rate or --max-grad-norm)"
+            )
+
+
+def _all_finite(tree: Any) -> bool:
+    for leaf in jax.tree.leaves(tree):
+        if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.isfinite(leaf).all()):
+            return False
+    return True
+
+
+def _eval_summary(returns: np.ndarray, lengths: np.ndarray, capped: np.ndarray) -> dict:
+    return {
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "length_mean": float(np.mean(lengths)),
+        "episodes": float(returns.size),
+        "capped": float(np.sum(capped)),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The loop.
+# --------------------------------------------------------------------------------------
+
+
+def build_program(run: RunConfig, algo_config: Any) -> JitProgram:
+    """The per-seed `JitProgram` of `run` (env, algorithm, envs, torso, evaluation)."""
+    protocol = resolve_eval_protocol(run)
+    evaluation = EvalSettings(
+        episodes=max(1, run.eval_episodes),
+        policy=protocol.policy,
+        epsilon=protocol.epsilon,
+        max_episode_steps=protocol.max_episode_steps,
+    )
+    torso = None if run.torso == "auto" else run.torso
+    return JitProgram(
+        run.algo,
+        algo_config,
+        env_id=run.env_id,
+        num_envs=resolve_num_envs(run, algo_config),
+        torso=torso,
+        evaluation=evaluation,
+    )
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIRNAME
+
+
+def train(
+    run: RunConfig,
+    algo_config: Any,
+    *,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    out: Callable[[str], None] = print,
+) -> JitTrainResult:
+    """Train every seed of `run` as one jitted program; see the module docstring.
+
+    Args:
+      run: the run configuration; `run.run_dir` must be set.
+      algo_config: the algorithm's frozen config.
+      resume: continue from the newest good checkpoint in `run.run_dir`.
+      stop_after_steps: stop (with a checkpoint) at the first chunk boundary at
+        or after this many env steps per seed; `resume=True` continues later.
+      devices: devices the seeds are laid over (`jax.local_devices()` when None).
+      out: where status lines go.
+
+    Raises:
+      NonFiniteError: a learner loss became non-finite.
+      Interrupted: SIGINT/SIGTERM arrived; a checkpoint was saved first.
+    """
+    if not run.run_dir:
+        raise ValueError("run.run_dir must be set")
+    call_start = time.perf_counter()
+    run_dir = Path(run.run_dir)
+    seeds = resolve_seeds(run)
+    num_envs = resolve_num_envs(run, algo_config)
+    run = run.replace(num_envs=num_envs)
+    program = build_program(run, algo_config)
+    per_iteration = program.steps_per_iteration
+    total_iterations = math.ceil(run.total_steps / per_iteration)
+    span = min(
+        run.checkpoint_every,
+        run.eval_every if run.eval_every > 0 else run.total_steps,
+        run.total_steps,
+    )
+    chunk = min(chunk_iterations(per_iteration, span), total_iterations)
+    seeded = SeededProgram(program, seeds, chunk_length=chunk, devices=devices)
+    manager = ckpt_lib.CheckpointManager(checkpoint_dir(run_dir), keep=run.keep_checkpoints)
+
+    loaded = None
+    if resume:
+        loaded = manager.load_latest()
+        if loaded is None:
+            out(f"no checkpoint in {manager.directory}; starting from scratch")
+    out(format_configs(run, algo_config))
+    save_run_configs(run_dir, run, algo_config)
+
+    state = seeded.init()
+    iterations = eval_index = 0
+    final_evals: list[dict | None] = [None] * len(seeds)
+    episodes = [0] * len(seeds)
+    logger_states: list[Any] = [None] * len(seeds)
+    last_ckpt: Path | None = None
+    if loaded is not None:
+        payload, path = loaded
+        _check_payload(payload, path, run, seeds, num_envs)
+        state = ckpt_lib.restore_like(state, payload["state"])
+        loop_state = payload["loop"]
+        iterations, eval_index = int(loop_state["iterations"]), int(loop_state["eval_index"])
+        final_evals = list(loop_state["final_evals"])
+        episodes = [int(e) for e in loop_state["episodes"]]
+        logger_states = list(payload["loggers"])
+        last_ckpt = path
+        out(f"resumed from {path} at env step {iterations * per_iteration} (exact state)")
+
+    # A learner row per chunk at least: thousands of per-update rows cost more in
+    # TensorBoard writes than the training itself.
+    log_every = max(run.log_every, program.updates_per_iteration * chunk)
+    loggers = [
+        MetricsLogger(run_dir / seed_dirname(s), log_every=log_every, state=logger_states[i])
+        for i, s in enumerate(seeds)
+    ]
+    out(f"run folder: {run_dir} ({len(seeds)} seed(s), {seeded.mesh.size} device(s))")
+
+    def env_steps() -> int:
+        return iterations * per_iteration
+
+    def make_payload() -> dict[str, Any]:
+        return {
+            "format": JIT_CHECKPOINT_FORMAT,
+            "driver": "jit",
+            "algo": run.algo,
+            "env_id": run.env_id,
+            "seeds": list(seeds),
+            "num_envs": num_envs,
+            "config": configs_to_dict(run, algo_config),
+            "state": ckpt_lib.to_host(jax.tree.leaves(state)),
+            "loop": {
+                "iterations": iterations,
+                "env_steps": env_steps(),
+                "eval_index": eval_index,
+                "final_evals": final_evals,
+                "episodes": episodes,
+            },
+            "loggers": [logger.state() for logger in loggers],
+        }
+
+    def save_checkpoint() -> Path:
+        if not _all_finite(state.learner):
+            raise NonFiniteError(
+                f"non-finite values in the parameters at env step {env_steps()}; the run is "
+                f"stopped and the last good checkpoint is kept"
+            )
+        return manager.save(env_steps(), make_payload())
+
+    def run_eval() -> list[dict]:
+        nonlocal eval_index
+        returns, lengths, capped = jax.device_get(seeded.evaluate(state.learner.params, eval_index))
+        eval_index += 1
+        results = []
+        for i, logger in enumerate(loggers):
+            result = _eval_summary(returns[i], lengths[i], capped[i])
+            logger.scalar("eval/return_mean", result["return_mean"], env_steps())
+            logger.scalar("eval/return_std", result["return_std"], env_steps())
+            logger.scalar("eval/length_mean", result["length_mean"], env_steps())
+            results.append(result)
+        return results
+
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=run.total_steps,
+        initial=min(env_steps(), run.total_steps),
+        unit="step",
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=not run.progress,
+        file=sys.stderr,
+        desc=f"{run.algo} {run.env_id} seeds {','.join(map(str, seeds))}",
+    )
+    # Compile before the clock starts: the train time below is the device's alone.
+    seeded.compile("train_chunk", *seeded.chunk_args(state))
+    if run.eval_episodes > 0:
+        seeded.compile("evaluate", *seeded.eval_args(state.learner.params))
+    train_s = 0.0
+    trained_steps = 0
+    next_ckpt = (env_steps() // run.checkpoint_every + 1) * run.checkpoint_every
+    eval_every = run.eval_every if run.eval_every > 0 else None
+    next_eval = (env_steps() // eval_every + 1) * eval_every if eval_every else None
+    try:
+        with _StopFlag() as stop:
+            while iterations < total_iterations:
+                rows = min(chunk, total_iterations - iterations)
+                start = time.perf_counter()
+                state, logs = seeded.train_chunk(state, rows)
+                logs = jax.device_get(logs)
+                train_s += time.perf_counter() - start
+                trained_steps += rows * per_iteration
+                iterations += rows
+                _check_finite(logs, rows, seeds)
+                counts = _log_chunk(
+                    loggers,
+                    logs,
+                    rows,
+                    steps_per_row=program.steps_per_log_row,
+                    num_envs=num_envs,
+                )
+                episodes = [e + c for e, c in zip(episodes, counts, strict=True)]
+                bar.update(min(env_steps(), run.total_steps) - bar.n)
+                if train_s > 0:
+                    recent = np.nanmean([lg.recent_return for lg in loggers])
+                    bar.set_postfix(sps=f"{trained_steps / train_s:,.0f}", ret=f"{recent:.1f}")
+                if next_eval is not None and env_steps() >= next_eval:
+                    next_eval = (env_steps() // eval_every + 1) * eval_every
+                    if run.eval_episodes > 0 and iterations < total_iterations:
+                        final_evals = run_eval()
+                if env_steps() >= next_ckpt:
+                    next_ckpt = (env_steps() // run.checkpoint_every + 1) * run.checkpoint_every
+                    last_ckpt = save_checkpoint()
+                if stop.signal is not None:
+                    last_ckpt = save_checkpoint()
+                    raise Interrupted(
+                        f"stopped by signal {stop.signal} at env step {env_steps()}; checkpoint "
+                        f"{last_ckpt}; continue with --resume"
+                    )
+                if stop_after_steps is not None and env_steps() >= stop_after_steps:
+                    break
+        finished = iterations >= total_iterations
+        sps = trained_steps / train_s if train_s > 0 else float("nan")
+        for logger in loggers:
+            if finished:
+                logger.flush_learner(env_steps())
+            if math.isfinite(sps):
+                logger.scalar("train/sps", sps, env_steps())
+        if finished and run.eval_episodes > 0:
+            final_evals = run_eval()
+        last_ckpt = save_checkpoint()
+    finally:
+        bar.close()
+        for logger in loggers:
+            logger.close()
+    state_host = jax.device_get((state.updates,))
+    result = JitTrainResult(
+        run_dir=run_dir,
+        seeds=seeds,
+        env_steps=env_steps(),
+        updates=[int(u) for u in state_host[0]],
+        episodes=episodes,
+        recent_returns=[lg.recent_return for lg in loggers],
+        final_evals=final_evals,
+        checkpoint=last_ckpt,
+        sps=sps,
+        compile_s=dict(seeded.compile_s),
+        wall_s=time.perf_counter() - call_start,
+        finished=finished,
+        devices=int(seeded.mesh.size),
+        trace_counts=seeded.trace_counts,
+    )
+    if finished:
+        write_summary(run_dir, summary_dict(result, run))
+    return result
+
+
+def _check_payload(payload: dict, path: Path, run: RunConfig, seeds, num_envs: int) -> None:
+    if payload.get("driver") != "jit":
+        raise ckpt_lib.CheckpointError(
+            f"{path} was written by the host loop, not the jitted driver; resume it with "
+            f"--driver host"
+        )
+    if payload.get("algo") != run.algo or payload.get("env_id") != run.env_id:
+        raise ckpt_lib.CheckpointError(
+            f"{path} belongs to algo={payload.get('algo')!r} env={payload.get('env_id')!r}, "
+            f"not algo={run.algo!r} env={run.env_id!r}"
+        )
+    if [int(s) for s in payload.get("seeds", [])] != list(seeds):
+        raise ckpt_lib.CheckpointError(
+            f"{path} holds seeds {payload.get('seeds')}, not {list(seeds)}; resume with "
+            f"--seeds {' '.join(map(str, payload.get('seeds', [])))}"
+        )
+    if int(payload["num_envs"]) != num_envs:
+        raise ckpt_lib.CheckpointError(
+            f"{path} was written with {payload['num_envs']} envs but this run uses "
+            f"{num_envs}; resume with --num-envs {payload['num_envs']}"
+        )
