@@ -51,6 +51,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from softeq.adapters import agents
 from softeq.adapters import checkpoint as ckpt_lib
 from softeq.adapters.logger import MetricsLogger
 from softeq.adapters.run_config import (
@@ -67,8 +68,6 @@ from softeq.adapters.run_config import (
 CHECKPOINT_DIRNAME = "checkpoints"
 VIDEO_DIRNAME = "videos"
 CHECKPOINT_FORMAT = 2  # 2: env state and RNG states as plain data
-#: Algorithms whose learner consumes fixed-length rollouts (checkpoints align to updates).
-ON_POLICY = frozenset({"a2c", "soft-q"})
 
 
 class NonFiniteError(RuntimeError):
@@ -478,8 +477,6 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
 
 def build_agent(run: RunConfig, algo_config: Any, env: Any) -> Any:
     """`agents.make_agent` for `run` on `env`."""
-    from softeq.adapters import agents
-
     return agents.make_agent_for_env(run.algo, algo_config, env, torso=resolve_torso(run))
 
 
@@ -524,7 +521,8 @@ def train(
     call_start = time.perf_counter()
     run_dir = Path(run.run_dir)
     num_envs = resolve_num_envs(run, algo_config)
-    run = run.replace(num_envs=num_envs)  # the saved config names the actual number
+    # the saved config names the actual number of envs, and this driver
+    run = run.replace(num_envs=num_envs, driver="host")
     manager = ckpt_lib.CheckpointManager(checkpoint_dir(run_dir), keep=run.keep_checkpoints)
 
     loaded = None
@@ -676,7 +674,7 @@ def train(
         warm_steps: int | None = None  # env steps when the first update had finished
         warm_time = 0.0
         side_time = 0.0  # evaluation and checkpointing after warm-up
-        align = run.algo in ON_POLICY
+        align = agents.get_algorithm(run.algo).on_policy
         next_ckpt = (env_steps // run.checkpoint_every + 1) * run.checkpoint_every
         eval_every = run.eval_every if run.eval_every > 0 else None
         next_eval = (env_steps // eval_every + 1) * eval_every if eval_every else None

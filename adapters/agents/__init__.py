@@ -1,12 +1,20 @@
 """Agents of paper §6: A2C (naive/proper entropy), A2C-matched soft Q-learning, (soft) DQN.
 
-One entry point, `make_agent`, returns an object with the methods the training
-loop drives (`init`, `act`, `act_greedy`, `observe`); all mutable state lives
-in the `AgentState` NamedTuple those methods pass around, made of jax and
-numpy arrays only, so that pickling it captures a run exactly. The learner
-update of each agent is a jitted pure function built from `softeq.core`
-losses and targets, data-parallel over `jax.local_devices()` (see
-`softeq.adapters.parallel`); it is exposed as `agent.learner_update`.
+Every agent is one entry of the algorithm registry
+(`softeq.adapters.agents.registry`): its config class, defaults per env
+family, network, optimiser, pure learner update and host-loop agent. Both
+training drivers build agents only through the registry, so no code outside
+an algorithm's own module and its registry entry switches on its name.
+
+`make_agent` returns the host-loop agent, an object with the methods the
+host loop drives (`init`, `act`, `act_greedy`, `act_eval`, `observe`); all
+mutable state lives in the NamedTuple those methods pass around, made of jax
+and numpy arrays only, so a checkpoint of its leaves captures a run exactly.
+The learner update is a jitted pure function built from `softeq.core` losses
+and targets, data-parallel over `jax.local_devices()` (see
+`softeq.adapters.parallel`); it is exposed as `agent.learner_update`. The
+jitted driver (`softeq.adapters.jit_driver`) calls the same pure learner
+updates from inside its program.
 """
 
 from __future__ import annotations
@@ -23,28 +31,35 @@ from softeq.adapters.agents.actor_critic import (
     LearnerState,
     Rollout,
     a2c_batch_loss,
-    actor_critic_gradients,
+    a2c_gradients,
     soft_q_batch_loss,
+    soft_q_gradients,
 )
-from softeq.adapters.agents.config import (
-    ALGORITHMS,
-    A2CConfig,
-    DQNConfig,
-    SoftQConfig,
+from softeq.adapters.agents.config import A2CConfig, DQNConfig, SoftQConfig
+from softeq.adapters.agents.dqn import DQNAgent, DQNLearnerState, DQNState, dqn_loss, dqn_targets
+from softeq.adapters.agents.registry import (
+    ENV_FAMILIES,
+    Algorithm,
+    algorithm_names,
     config_for,
     default_config,
     default_num_envs,
+    env_family,
+    get_algorithm,
 )
-from softeq.adapters.agents.dqn import DQNAgent, DQNLearnerState, DQNState, dqn_loss, dqn_targets
 
 TORSOS = ("nature", "minatar", "mlp")
+#: The registered algorithm names, in registration order.
+ALGORITHMS: tuple[str, ...] = algorithm_names()
 
 __all__ = [
     "ALGORITHMS",
+    "ENV_FAMILIES",
     "TORSOS",
     "A2CConfig",
     "ActorCriticAgent",
     "ActorCriticState",
+    "Algorithm",
     "DQNAgent",
     "DQNConfig",
     "DQNLearnerState",
@@ -53,15 +68,18 @@ __all__ = [
     "Rollout",
     "SoftQConfig",
     "a2c_batch_loss",
-    "actor_critic_gradients",
+    "a2c_gradients",
     "config_for",
     "default_config",
     "default_num_envs",
     "dqn_loss",
     "dqn_targets",
+    "env_family",
+    "get_algorithm",
     "make_agent",
     "make_agent_for_env",
     "soft_q_batch_loss",
+    "soft_q_gradients",
 ]
 
 
@@ -81,63 +99,56 @@ def make_agent(
     torso: str,
     network: hk.Transformed | None = None,
     devices: Sequence[jax.Device] | None = None,
-) -> ActorCriticAgent | DQNAgent:
-    """Builds the agent for `algo` ("a2c", "soft-q" or "dqn").
+):
+    """Builds the host-loop agent of the registered algorithm `algo`.
 
     Args:
-      algo: which agent.
+      algo: a registered name (`ALGORITHMS`).
       config: an instance of `config_for(algo)`.
       num_actions: size of the discrete action set.
       observation_shape: shape of one observation.
       observation_dtype: dtype of observations (uint8 frames, float32 vectors).
       num_envs: number of parallel environments the agent acts in.
-      torso: "nature" (Atari CNN), "minatar" (MinAtar images) or "mlp" (vectors).
-      network: a haiku network to use instead of `softeq.adapters.networks`'
-        (an actor-critic `(logits [B, A], values [B])` for a2c/soft-q, a
+      torso: "nature" (Atari CNN), "minatar" (MinAtar conv) or "mlp" (vectors).
+      network: a haiku network to use instead of the registered one (an
+        actor-critic `(logits [B, A], values [B])` for on-policy agents, a
         Q-network `q [B, A]` for dqn).
       devices: devices for the data-parallel learner; `jax.local_devices()` when None.
 
     Returns:
-      an agent with `init`, `act`, `act_greedy`, `observe` and `learner_update`.
+      an agent with `init`, `act`, `act_greedy`, `act_eval`, `observe` and `learner_update`.
     """
-    cls = config_for(algo)
-    if not isinstance(config, cls):
+    algorithm = get_algorithm(algo)
+    if not isinstance(config, algorithm.config_class):
         raise TypeError(
-            f"`config` for algo {algo!r} must be a {cls.__name__}, got {type(config).__name__}."
+            f"`config` for algo {algo!r} must be a {algorithm.config_class.__name__}, "
+            f"got {type(config).__name__}."
         )
     _check_positive("num_actions", num_actions)
     _check_positive("num_envs", num_envs)
     if torso not in TORSOS:
         raise ValueError(f"`torso` must be one of {TORSOS}; got {torso!r}.")
-    shape = tuple(int(s) for s in observation_shape)
-    common_args = dict(
+    if network is None:
+        network = algorithm.make_network(int(num_actions), torso=torso, config=config)
+    return algorithm.make_agent(
+        config,
+        network=network,
         num_actions=int(num_actions),
-        observation_shape=shape,
+        observation_shape=tuple(int(s) for s in observation_shape),
         observation_dtype=observation_dtype,
         num_envs=int(num_envs),
         devices=devices,
     )
-    if algo == "dqn":
-        if network is None:
-            from softeq.adapters.networks import make_q_network
-
-            network = make_q_network(int(num_actions), torso=torso, dueling=config.dueling)
-        return DQNAgent(config, network=network, **common_args)
-    if network is None:
-        from softeq.adapters.networks import make_actor_critic
-
-        network = make_actor_critic(int(num_actions), torso=torso)
-    return ActorCriticAgent(algo, config, network=network, **common_args)
 
 
 def make_agent_for_env(algo: str, config, env, *, torso: str | None = None):
     """`make_agent` with the action set, observation spec and env count read off `env`.
 
     Args:
-      algo: which agent.
+      algo: a registered name.
       config: an instance of `config_for(algo)`.
       env: a vector env from `softeq.adapters.envs.make_vector_env`.
-      torso: "nature" or "mlp"; None picks the one that fits the observations.
+      torso: "nature", "minatar" or "mlp"; None picks the one that fits the observations.
     """
     if torso is None:
         from softeq.adapters.networks import torso_for_observation

@@ -28,6 +28,7 @@ gradients (`grad_cosine`): [E16] says they agree in expectation over actions.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import haiku as hk
@@ -144,18 +145,13 @@ def soft_q_batch_loss(logits, values, rollout: Rollout, *, config):
     return jnp.mean(losses), extras
 
 
-def actor_critic_gradients(apply, params, rollout: Rollout, *, algo: str, config):
-    """Gradients of the agent's loss and, for soft-q, of the matching A2C loss.
+def _forward_and_a2c(apply, params, rollout: Rollout, *, config, entropy: str):
+    """One forward pass; the A2C loss gradient pulled back; the A2C diagnostics.
 
-    One forward pass; the cotangents of each loss with respect to (logits,
-    values) are pulled back through the same `jax.vjp`.
-
-    Returns:
-      `(grads, metrics)`; for "soft-q" the metrics hold `grad_cosine`,
-      `soft_q_loss`, `a2c_loss`, `a2c_grad_norm` besides the A2C diagnostics.
+    Returns `(pull_back, a2c_grads, metrics)`; `pull_back` maps cotangents of
+    (logits, values) to parameter gradients through the same `jax.vjp`.
     """
     (logits, values), pull_back = jax.vjp(lambda p: forward(apply, p, rollout.obs), params)
-    entropy = config.entropy if algo == "a2c" else "proper"
     a2c_fn = functools.partial(a2c_batch_loss, rollout=rollout, config=config, entropy=entropy)
     (a2c_value, extras), a2c_cot = jax.value_and_grad(a2c_fn, argnums=(0, 1), has_aux=True)(
         logits, values
@@ -170,9 +166,38 @@ def actor_critic_gradients(apply, params, rollout: Rollout, *, algo: str, config
         "advantage_std": jnp.std(extras.advantages),
         "value_mean": jnp.mean(values[:, :-1]),
     }
-    if algo == "a2c":
-        metrics["loss"] = a2c_value
-        return a2c_grads, metrics
+    return (logits, values), pull_back, a2c_grads, metrics
+
+
+def a2c_gradients(apply, params, rollout: Rollout, *, config: A2CConfig):
+    """Gradients of the A2C loss (entropy `config.entropy`) and its diagnostics.
+
+    Returns:
+      `(grads, metrics)` with `loss`, `policy_loss`, `value_loss`, `kl`, `entropy`,
+      `advantage_std`, `value_mean`.
+    """
+    _, _, grads, metrics = _forward_and_a2c(
+        apply, params, rollout, config=config, entropy=config.entropy
+    )
+    metrics["loss"] = metrics["a2c_loss"]
+    return grads, metrics
+
+
+def soft_q_gradients(apply, params, rollout: Rollout, *, config: SoftQConfig):
+    """Gradients of the A2C-matched soft-Q loss [E16], checked against A2C on the same batch.
+
+    One forward pass; the cotangents of the soft-Q loss and of the matching A2C
+    loss (entropy "proper", π̄ ≡ 1, value weight c) are pulled back through the
+    same `jax.vjp`, and their cosine is reported: [E16] says the two agree in
+    expectation over actions.
+
+    Returns:
+      `(grads, metrics)`: the A2C diagnostics plus `grad_cosine`, `soft_q_loss`,
+      `a2c_loss`, `a2c_grad_norm`.
+    """
+    (logits, values), pull_back, a2c_grads, metrics = _forward_and_a2c(
+        apply, params, rollout, config=config, entropy="proper"
+    )
     sq_fn = functools.partial(soft_q_batch_loss, rollout=rollout, config=config)
     (sq_value, _), sq_cot = jax.value_and_grad(sq_fn, argnums=(0, 1), has_aux=True)(logits, values)
     (grads,) = pull_back(sq_cot)
@@ -185,19 +210,67 @@ def actor_critic_gradients(apply, params, rollout: Rollout, *, algo: str, config
     return grads, metrics
 
 
+def learner_update_for(gradients: Callable):
+    """`(apply, optimizer, *, config) -> update` for an actor-critic gradient function.
+
+    The update is the pure `(LearnerState, Rollout) -> (LearnerState, metrics)`.
+    """
+
+    def make(apply, optimizer: optax.GradientTransformation, *, config):
+        def learner_update(learner: LearnerState, rollout: Rollout):
+            grads, metrics = gradients(apply, learner.params, rollout, config=config)
+            updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
+            params = optax.apply_updates(learner.params, updates)
+            metrics["grad_norm"] = optax.tree.norm(grads)
+            return LearnerState(params, opt_state), metrics
+
+        return learner_update
+
+    return make
+
+
 def make_learner_update(apply, optimizer: optax.GradientTransformation, *, algo: str, config):
-    """The pure learner update `(LearnerState, Rollout) -> (LearnerState, metrics)`."""
+    """The pure learner update `(LearnerState, Rollout) -> (LearnerState, metrics)` of `algo`."""
+    from softeq.adapters.agents.registry import get_algorithm
 
-    def learner_update(learner: LearnerState, rollout: Rollout):
-        grads, metrics = actor_critic_gradients(
-            apply, learner.params, rollout, algo=algo, config=config
-        )
-        updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
-        params = optax.apply_updates(learner.params, updates)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        return LearnerState(params, opt_state), metrics
+    return get_algorithm(algo).make_learner_update(apply, optimizer, config=config)
 
-    return learner_update
+
+def make_network(num_actions: int, *, torso: str, config) -> hk.Transformed:
+    """The shared-torso policy/value network of both actor-critic agents."""
+    from softeq.adapters.networks import make_actor_critic
+
+    del config  # one architecture for both losses (§6.3 compares them on the same network)
+    return make_actor_critic(int(num_actions), torso=torso)
+
+
+def make_actor_critic_optimizer(config, *, num_envs: int) -> optax.GradientTransformation:
+    """Clipping then RMSProp or Adam; with `lr_decay_steps` > 0 the rate decays linearly to 0.
+
+    The decay is counted in learner updates, each of which consumes
+    `num_envs × num_steps` transitions.
+    """
+    learning_rate = config.learning_rate
+    if config.lr_decay_steps > 0:
+        decay_updates = max(1, config.lr_decay_steps // (num_envs * config.num_steps))
+        learning_rate = optax.linear_schedule(config.learning_rate, 0.0, decay_updates)
+    return common.make_optimizer(
+        name=config.optimizer,
+        learning_rate=learning_rate,
+        max_grad_norm=config.max_grad_norm,
+        rmsprop_decay=config.rmsprop_decay,
+        rmsprop_eps=config.rmsprop_eps,
+        adam_eps=config.adam_eps,
+    )
+
+
+def agent_for(gradients: Callable):
+    """The host-loop agent constructor `(config, *, network, ...) -> ActorCriticAgent`."""
+
+    def make(config, **kwargs) -> ActorCriticAgent:
+        return ActorCriticAgent(config, gradients=gradients, **kwargs)
+
+    return make
 
 
 class ActorCriticAgent:
@@ -205,9 +278,9 @@ class ActorCriticAgent:
 
     def __init__(
         self,
-        algo: str,
         config: A2CConfig | SoftQConfig,
         *,
+        gradients: Callable,
         network: hk.Transformed,
         num_actions: int,
         observation_shape: tuple,
@@ -215,7 +288,6 @@ class ActorCriticAgent:
         num_envs: int,
         devices=None,
     ):
-        self.algo = algo
         self.config = config
         self.network = network
         self.num_actions = num_actions
@@ -223,22 +295,10 @@ class ActorCriticAgent:
         self.observation_dtype = np.dtype(observation_dtype)
         self.num_envs = num_envs
         self.mesh = parallel.batch_mesh(num_envs, devices)
-        learning_rate = config.learning_rate
-        if config.lr_decay_steps > 0:
-            # counted in learner updates, each of which consumes num_envs × num_steps transitions.
-            decay_updates = max(1, config.lr_decay_steps // (num_envs * config.num_steps))
-            learning_rate = optax.linear_schedule(config.learning_rate, 0.0, decay_updates)
-        self.optimizer = common.make_optimizer(
-            name=config.optimizer,
-            learning_rate=learning_rate,
-            max_grad_norm=config.max_grad_norm,
-            rmsprop_decay=config.rmsprop_decay,
-            rmsprop_eps=config.rmsprop_eps,
-            adam_eps=config.adam_eps,
-        )
+        self.optimizer = make_actor_critic_optimizer(config, num_envs=num_envs)
         self._traces = {
             "learner_update": common.TraceCounter(
-                make_learner_update(network.apply, self.optimizer, algo=algo, config=config)
+                learner_update_for(gradients)(network.apply, self.optimizer, config=config)
             ),
             "act": common.TraceCounter(self._sample),
             "act_greedy": common.TraceCounter(self._greedy),

@@ -1,23 +1,23 @@
-"""Typed, frozen hyperparameter records for the three agents and their per-env defaults.
+"""Typed, frozen hyperparameter records for the agents, and the settings tuned per env family.
 
 Every field is a plain `int`, `float`, `str` or `bool`, so that a command line
 can turn each one into a flag. Construction validates the values and raises
-`ValueError` naming the field, the value and what is allowed.
+`ValueError` naming the field, the value and what is allowed. Which settings
+apply to which environment family is recorded in the algorithm registry
+(`softeq.adapters.agents.registry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
 from softeq.core import DQN_TARGET_MODES, ENTROPY_MODES
 
-ALGORITHMS = ("a2c", "soft-q", "dqn")
 OPTIMIZERS = ("rmsprop", "adam")
-
-
-def _is_atari(env_id: str) -> bool:
-    return env_id.startswith("ALE/") or "NoFrameskip" in env_id
 
 
 def _check_int(name: str, value, *, minimum: int) -> None:
@@ -167,82 +167,64 @@ class DQNConfig:
             )
 
 
-_CONFIGS = {"a2c": A2CConfig, "soft-q": SoftQConfig, "dqn": DQNConfig}
-
 # CartPole and other small control tasks: tuned so that A2C and soft-Q (with the
 # same hyperparameters, as §6.3 requires) reach a mean return >= 475 quickly. With
 # 32 envs, CartPole-v1 seeds 0/1/2 reach a mean of the last 20 returns >= 475 after
 # 136k/118k/111k steps (a2c) and 104k/134k/104k steps (soft-q). Of the settings
 # tried (16-64 envs, 5-16 steps, lr 2e-3..1e-2, clip 0.5 or 5), γ = 0.98 helped most
 # (γ = 0.99: 190k-370k steps).
-_CONTROL_ACTOR_CRITIC = dict(
-    num_steps=8,
-    learning_rate=5e-3,
-    optimizer="adam",
-    max_grad_norm=0.5,
-    temperature=0.01,
-    value_weight=0.5,
-    discount=0.98,
+CONTROL_ACTOR_CRITIC: Mapping[str, Any] = MappingProxyType(
+    dict(
+        num_steps=8,
+        learning_rate=5e-3,
+        optimizer="adam",
+        max_grad_norm=0.5,
+        temperature=0.01,
+        value_weight=0.5,
+        discount=0.98,
+    )
 )
 # DQN (4 envs): seeds 0/1 reach 475 after 50k/107k steps; seed 2 had not by 200k.
-_CONTROL_DQN = dict(
-    learning_rate=1e-3,
-    adam_eps=1e-8,
-    replay_capacity=50_000,
-    batch_size=64,
-    learning_starts=1_000,
-    train_every=2,
-    target_update_every=250,
-    epsilon_decay_steps=10_000,
-    epsilon_end=0.02,
+CONTROL_DQN: Mapping[str, Any] = MappingProxyType(
+    dict(
+        learning_rate=1e-3,
+        adam_eps=1e-8,
+        replay_capacity=50_000,
+        batch_size=64,
+        learning_starts=1_000,
+        train_every=2,
+        target_update_every=250,
+        epsilon_decay_steps=10_000,
+        epsilon_end=0.02,
+    )
 )
-# Number of parallel environments the defaults were tuned for.
-_CONTROL_NUM_ENVS = {"a2c": 32, "soft-q": 32, "dqn": 4}
-_ATARI_NUM_ENVS = {"a2c": 16, "soft-q": 16, "dqn": 8}
-
-
-def _check_algo(algo: str) -> None:
-    _check_choice("algo", algo, ALGORITHMS)
-
-
-def config_for(algo: str) -> type:
-    """The config class of an algorithm: `A2CConfig`, `SoftQConfig` or `DQNConfig`."""
-    _check_algo(algo)
-    return _CONFIGS[algo]
-
-
-def default_config(algo: str, env_id: str, **overrides):
-    """Per-environment default hyperparameters, with optional field overrides.
-
-    Atari ids ("ALE/…", "…NoFrameskip…") get the paper's settings (Baselines' A2C
-    defaults; DQN with Adam); anything else gets settings tuned on CartPole-v1.
-
-    Example:
-      >>> default_config("a2c", "ALE/Pong-v5").learning_rate
-      0.0007
-      >>> default_config("soft-q", "CartPole-v1", value_weight=100.0).value_weight
-      100.0
-    """
-    cls = config_for(algo)
-    if not isinstance(env_id, str) or not env_id:
-        raise ValueError(f"`env_id` must be a non-empty string, got {env_id!r}.")
-    if _is_atari(env_id):
-        fields = {}
-    elif algo == "dqn":
-        fields = dict(_CONTROL_DQN)
-    else:
-        fields = dict(_CONTROL_ACTOR_CRITIC)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown field(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}."
-        )
-    fields.update(overrides)
-    return cls(**fields)
-
-
-def default_num_envs(algo: str, env_id: str) -> int:
-    """The number of parallel environments the defaults of `default_config` assume."""
-    _check_algo(algo)
-    return (_ATARI_NUM_ENVS if _is_atari(env_id) else _CONTROL_NUM_ENVS)[algo]
+# MinAtar (gymnax, the MinAtar paper's conv 16 3×3 + dense 128 network), 64 envs
+# for the actor-critics: Adam 1e-3 with γ = 0.99 and 8-step rollouts.
+MINATAR_ACTOR_CRITIC: Mapping[str, Any] = MappingProxyType(
+    dict(
+        num_steps=8,
+        learning_rate=1e-3,
+        optimizer="adam",
+        max_grad_norm=0.5,
+        temperature=0.01,
+        value_weight=0.5,
+        discount=0.99,
+    )
+)
+# MinAtar DQN: close to the MinAtar paper's (replay 100k, batch 32, ε 1 → 0.1 over
+# 100k steps, target copy every 1k updates), Adam 2.5e-4.
+MINATAR_DQN: Mapping[str, Any] = MappingProxyType(
+    dict(
+        learning_rate=2.5e-4,
+        adam_eps=1.5e-4,
+        discount=0.99,
+        replay_capacity=100_000,
+        batch_size=32,
+        learning_starts=5_000,
+        train_every=2,
+        target_update_every=1_000,
+        epsilon_start=1.0,
+        epsilon_end=0.1,
+        epsilon_decay_steps=100_000,
+    )
+)

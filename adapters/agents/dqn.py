@@ -142,10 +142,26 @@ def make_learner_update(apply, optimizer: optax.GradientTransformation, *, confi
     return learner_update
 
 
+def make_network(num_actions: int, *, torso: str, config: DQNConfig) -> hk.Transformed:
+    """The Q-network `q [B, A]` (dueling when `config.dueling`)."""
+    from softeq.adapters.networks import make_q_network
+
+    return make_q_network(int(num_actions), torso=torso, dueling=config.dueling)
+
+
+def make_dqn_optimizer(config: DQNConfig, *, num_envs: int) -> optax.GradientTransformation:
+    """Global-norm clipping then Adam (the number of envs does not matter here)."""
+    del num_envs
+    return common.make_optimizer(
+        name="adam",
+        learning_rate=config.learning_rate,
+        max_grad_norm=config.max_grad_norm,
+        adam_eps=config.adam_eps,
+    )
+
+
 class DQNAgent:
     """DQN agent with hard or soft targets; see `softeq.adapters.agents.make_agent`."""
-
-    algo = "dqn"
 
     def __init__(
         self,
@@ -165,12 +181,7 @@ class DQNAgent:
         self.observation_dtype = np.dtype(observation_dtype)
         self.num_envs = num_envs
         self.mesh = parallel.batch_mesh(config.batch_size, devices)
-        self.optimizer = common.make_optimizer(
-            name="adam",
-            learning_rate=config.learning_rate,
-            max_grad_norm=config.max_grad_norm,
-            adam_eps=config.adam_eps,
-        )
+        self.optimizer = make_dqn_optimizer(config, num_envs=num_envs)
         self._traces = {
             "learner_update": common.TraceCounter(
                 make_learner_update(network.apply, self.optimizer, config=config)

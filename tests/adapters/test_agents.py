@@ -33,13 +33,14 @@ from softeq.adapters.agents import (
     Rollout,
     SoftQConfig,
     a2c_batch_loss,
-    actor_critic_gradients,
+    a2c_gradients,
     config_for,
     default_config,
     default_num_envs,
     dqn_targets,
     make_agent,
     soft_q_batch_loss,
+    soft_q_gradients,
 )
 from softeq.adapters.agents.common import cosine
 from softeq.adapters.envs import StepResult, make_vector_env
@@ -356,12 +357,12 @@ def test_expected_soft_q_update_equals_the_a2c_update(value_weight):
         )
         np.testing.assert_allclose(weights.sum(), 1.0, rtol=1e-12)
 
-        def grads(a, algo, config):
+        def grads(a, gradients, config):
             rollout = Rollout(obs, a, rewards, discounts)
-            return actor_critic_gradients(net.apply, params, rollout, algo=algo, config=config)[0]
+            return gradients(net.apply, params, rollout, config=config)[0]
 
-        per_sq = jax.jit(jax.vmap(lambda a: grads(a, "soft-q", sq_config)))(actions)
-        per_a2c = jax.jit(jax.vmap(lambda a: grads(a, "a2c", a2c_config)))(actions)
+        per_sq = jax.jit(jax.vmap(lambda a: grads(a, soft_q_gradients, sq_config)))(actions)
+        per_a2c = jax.jit(jax.vmap(lambda a: grads(a, a2c_gradients, a2c_config)))(actions)
 
         def expectation(tree):
             return jax.tree.map(lambda g: np.tensordot(weights, np.asarray(g), axes=1), tree)
