@@ -28,10 +28,14 @@ __all__ = [
     "finite_difference_gradient",
     "finite_horizon_objective",
     "kl_divergence",
+    "lambda_soft_returns",
     "logsumexp",
+    "mirror_descent_value_iteration",
+    "munchausen_targets",
     "n_step_soft_targets",
     "policy_kls",
     "regularised_score",
+    "sac_critic_targets",
     "soft_bellman_backup",
     "soft_policy_evaluation_backup",
     "soft_td_errors",
@@ -203,6 +207,98 @@ def n_step_soft_targets(r_t, discount_t, v_t, kl_t, *, temperature: float, n: in
             total += weight * (r_t[i + d] - temperature * kl_t[i + d - 1])
         weight *= discount_t[i + window - 1]
         targets[i] = total + weight * v_t[i + window - 1]
+    return targets
+
+
+def lambda_soft_returns(r_t, discount_t, v_t, kl_t, *, temperature: float, lambda_) -> np.ndarray:
+    """`[T]` soft λ-returns [L1] as the explicit mixture of the n-step soft targets.
+
+    For each i, with m = T − i the longest window the sequence holds and
+    λ_j the mixing weight of step j (a scalar λ is used at every step):
+
+        G_i = Σ_{n=1}^{m−1} (Π_{j<n−1} λ_{i+j})(1 − λ_{i+n−1}) y^(n)_i
+              + (Π_{j<m−1} λ_{i+j}) y^(m)_i,
+
+    every y^(n)_i from `n_step_soft_targets`, window by window (no recursion).
+    """
+    r_t, discount_t, v_t, kl_t = map(_f64, (r_t, discount_t, v_t, kl_t))
+    length = len(r_t)
+    lambdas = np.broadcast_to(_f64(lambda_), (length,))
+    returns = np.empty(length)
+    for i in range(length):
+        longest = length - i
+        total, carried = 0.0, 1.0
+        for n in range(1, longest + 1):
+            y_n = n_step_soft_targets(
+                r_t[i:], discount_t[i:], v_t[i:], kl_t[i:], temperature=temperature, n=n
+            )[0]
+            if n < longest:
+                weight = carried * (1.0 - lambdas[i + n - 1])
+                carried *= lambdas[i + n - 1]
+            else:
+                weight = carried  # the tail weight falls on the longest target
+            total += weight * y_n
+        returns[i] = total
+    return returns
+
+
+def munchausen_targets(
+    q_tm1, a_tm1, r_t, discount_t, q_t, *, temperature: float, alpha: float, log_policy_clip
+) -> np.ndarray:
+    """`[T]` Munchausen DQN targets [M1], one transition at a time.
+
+    y_i = r_i + ατ clip(ln π(a_i|s_i), l0, 0)
+              + γ_i Σ_a' π(a'|s_{i+1})(q̄(s_{i+1}, a') − τ ln π(a'|s_{i+1})),
+    with π = softmax(q̄/τ); `log_policy_clip=None` means no clip.
+    """
+    q_tm1, r_t, discount_t, q_t = map(_f64, (q_tm1, r_t, discount_t, q_t))
+    targets = np.empty(len(r_t))
+    for i in range(len(r_t)):
+        log_pi = np.log(softmax(q_tm1[i] / temperature))[a_tm1[i]]
+        if log_policy_clip is not None:
+            log_pi = min(max(log_pi, log_policy_clip), 0.0)
+        following = softmax(q_t[i] / temperature)
+        bootstrap = np.sum(following * (q_t[i] - temperature * np.log(following)))
+        targets[i] = r_t[i] + alpha * temperature * log_pi + discount_t[i] * bootstrap
+    return targets
+
+
+def mirror_descent_value_iteration(
+    mdp: Any, q0, policy0, *, kl_weight: float, entropy_weight: float, iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror-descent value iteration MD-VI(λ, τ') [M2]: `(policies, q)`, each `[K + 1, S, A]`.
+
+    π_{k+1} ∝ π_k^{λ/(λ+τ')} exp(q_k/(λ+τ')),
+    q_{k+1} = r + γ P ⟨π_{k+1}, q_k − λ ln(π_{k+1}/π_k) − τ' ln π_{k+1}⟩,
+    from (q_0, π_0) = (`q0`, `policy0`), for K = `iterations` steps.
+    """
+    rewards, transitions, discount = _f64(mdp.rewards), _f64(mdp.transitions), float(mdp.discount)
+    lam, tau = kl_weight, entropy_weight
+    policies, qs = [_f64(policy0)], [_f64(q0)]
+    for _ in range(iterations):
+        policy, q = policies[-1], qs[-1]
+        new_policy = softmax((lam * np.log(policy) + q) / (lam + tau))
+        log_new = np.log(new_policy)
+        regularised = q - lam * (log_new - np.log(policy)) - tau * log_new
+        v = np.sum(new_policy * regularised, axis=-1)
+        policies.append(new_policy)
+        qs.append(rewards + discount * transitions @ v)
+    return np.stack(policies), np.stack(qs)
+
+
+def sac_critic_targets(r_t, discount_t, q1_t, q2_t, policy_t, *, temperature: float) -> np.ndarray:
+    """`[T]` discrete-SAC targets [S1], per step.
+
+    y_i = r_i + γ_i Σ_a' π(a'|s_{i+1})(min(q̄_1, q̄_2)(s_{i+1}, a') − α ln π(a'|s_{i+1})).
+    """
+    r_t, discount_t, q1_t, q2_t, policy_t = map(_f64, (r_t, discount_t, q1_t, q2_t, policy_t))
+    targets = np.empty(len(r_t))
+    for i in range(len(r_t)):
+        smaller = np.minimum(q1_t[i], q2_t[i])
+        p = policy_t[i]
+        safe = np.where(p > 0, p, 1.0)
+        bootstrap = np.sum(np.where(p > 0, p * (smaller - temperature * np.log(safe)), 0.0))
+        targets[i] = r_t[i] + discount_t[i] * bootstrap
     return targets
 
 
