@@ -1,5 +1,13 @@
 """The `softeq` command line: `train`, `compare`, `evaluate`, `plot` and `demo`.
 
+`--backend gymnax|gymnasium|ale|auto` says where the env comes from and
+`--driver jit|host|auto` how the run is driven: "jit" runs the whole loop as
+one XLA program (`softeq.adapters.jit_loop`, gymnax envs: CartPole-v1,
+Acrobot-v1, the MinAtar games), "host" the Python loop (`softeq.adapters.loop`,
+gymnasium and ALE envs); "auto" picks jit wherever the env runs inside a
+program. `train --seeds S [S ...]` trains several seeds in one jitted program,
+one folder `seed-<s>` each, and writes `summary.json`.
+
 Every algorithm hyperparameter is a flag generated from the algorithms' frozen
 config dataclasses (`--temperature`, `--entropy naive|proper`,
 `--value-weight`, `--target hard|soft-kl|soft-entropy`, `--n-step`, ...);
@@ -39,6 +47,7 @@ from softeq.adapters.run_config import (
     configs_to_dict,
     default_run_dir,
     read_config_json,
+    resolve_driver,
     resolve_eval_protocol,
     resolve_num_envs,
     validate_eval_settings,
@@ -57,7 +66,15 @@ RUN_ARTIFACTS = (
     "videos",
     "train.log",
     "training.png",
+    "summary.json",
 )
+#: Per-seed folders of a jitted run (`seed-<s>`); `--force` removes them too.
+SEED_FOLDER_PREFIX = "seed-"
+#: Checkpoint and evaluation intervals (env steps per seed) of a jitted run when the
+#: flags are not given: the host loop's 10k / 25k would cost more in host visits
+#: than the program spends training in between.
+JIT_CHECKPOINT_EVERY = 50_000
+JIT_EVAL_EVERY = 50_000
 
 
 class UsageError(Exception):
@@ -114,10 +131,24 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
             flag, dest="run__" + field, default=argparse.SUPPRESS, metavar=metavar, help=text
         )
 
-    add("--env", "env_id", "ENV", f"CartPole-v1, Acrobot-v1 or ALE/<Game>-v5 ({d.env_id})")
+    add(
+        "--env",
+        "env_id",
+        "ENV",
+        f"CartPole-v1, Acrobot-v1, <Game>-MinAtar or ALE/<Game>-v5 ({d.env_id})",
+    )
     if not compare:
         add("--algo", "algo", "ALGO", f"a2c|soft-q|dqn ({d.algo})")
         add("--seed", "seed", "INT", f"seed of agent and envs ({d.seed})")
+        g.add_argument(
+            "--seeds",
+            dest="run__seeds",
+            nargs="+",
+            default=argparse.SUPPRESS,
+            metavar="S",
+            help="several seeds trained together in one jitted program, one folder seed-<s> "
+            "each (instead of --seed)",
+        )
     add("--num-envs", "num_envs", "INT", "parallel envs (default: the algorithm's per-env default)")
     add("--total-steps", "total_steps", "INT", f"env-step budget, all envs ({d.total_steps})")
     add("--eval-every", "eval_every", "INT", f"env steps; 0 = only at the end ({d.eval_every})")
@@ -126,8 +157,25 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
     add("--checkpoint-every", "checkpoint_every", "INT", f"env steps ({d.checkpoint_every})")
     add("--keep-checkpoints", "keep_checkpoints", "INT", f"newest kept ({d.keep_checkpoints})")
     add("--log-every", "log_every", "INT", f"learner updates per CSV row ({d.log_every})")
-    add("--torso", "torso", "auto|nature|mlp", "network torso (auto: nature for Atari)")
-    add("--backend", "backend", "auto|ale|gymnasium", "environment backend (auto)")
+    add(
+        "--torso",
+        "torso",
+        "auto|nature|minatar|mlp",
+        "network torso (auto: nature for Atari, minatar for MinAtar)",
+    )
+    add(
+        "--backend",
+        "backend",
+        "auto|ale|gymnasium|gymnax",
+        "where the env comes from (auto: gymnax for the ids it has, ALE for ALE/...)",
+    )
+    add(
+        "--driver",
+        "driver",
+        "auto|jit|host",
+        "jit: the whole run as one XLA program (gymnax envs); host: the Python loop; "
+        "auto: jit wherever the env runs inside a program",
+    )
     if not compare:
         add(
             "--run-dir",
@@ -226,6 +274,8 @@ def _run_overrides(ns: argparse.Namespace) -> dict[str, Any]:
             name = key[5:]
             if name in _INT_RUN_FIELDS:
                 value = _parse_int("--" + name.replace("_", "-"), value)
+            elif name == "seeds":
+                value = tuple(_parse_int("--seeds", s) for s in value)
             elif name in _FLOAT_RUN_FIELDS:
                 value = _parse_float("--" + name.replace("_", "-"), value)
             out[name] = value
@@ -261,10 +311,35 @@ def make_configs(
         run = RunConfig(**run_overrides)
     except TypeError as exc:
         raise ConfigError("run", run_overrides, str(exc)) from None
+    # The saved run names the driver it resolved to, so that a resumed run is driven
+    # as it started even if "auto" comes to mean something else.
+    driver = resolve_driver(run)
+    run = run.replace(driver=driver)
+    if driver == "jit":
+        run, algo_overrides = _jit_defaults(run, run_overrides, algo_overrides)
     algo_config = build_algo_config(algo, env_id, algo_overrides)
     run = run.replace(num_envs=resolve_num_envs(run, algo_config))
-    check_batch_compatibility(run.num_envs, algo, algo_config)
+    if driver == "host":  # the jitted driver lays seeds, not envs, over devices
+        check_batch_compatibility(run.num_envs, algo, algo_config)
     return run, algo_config
+
+
+def _jit_defaults(
+    run: RunConfig, run_overrides: dict[str, Any], algo_overrides: dict[str, Any]
+) -> tuple[RunConfig, dict[str, Any]]:
+    """The jitted driver's defaults for what the flags leave unset."""
+    from softeq.adapters.jit_driver import jit_default_num_envs, jit_default_overrides
+
+    changes: dict[str, Any] = {}
+    if "checkpoint_every" not in run_overrides:
+        changes["checkpoint_every"] = JIT_CHECKPOINT_EVERY
+    if "eval_every" not in run_overrides:
+        changes["eval_every"] = JIT_EVAL_EVERY
+    num_envs = jit_default_num_envs(run.algo, run.env_id)
+    if run.num_envs == 0 and num_envs is not None:
+        changes["num_envs"] = num_envs
+    defaults = jit_default_overrides(run.algo, run.env_id, run.total_steps)
+    return run.replace(**changes), {**defaults, **algo_overrides}
 
 
 def _prepare_run_dir(run: RunConfig, algo_config: Any, *, resume: bool, force: bool) -> RunConfig:
@@ -305,7 +380,8 @@ def _prepare_run_dir(run: RunConfig, algo_config: Any, *, resume: bool, force: b
             )
         return run
     if force:
-        for name in RUN_ARTIFACTS:
+        seed_folders = [p.name for p in path.glob(SEED_FOLDER_PREFIX + "*") if p.is_dir()]
+        for name in (*RUN_ARTIFACTS, *seed_folders):
             target = path / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -334,6 +410,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         if saved is not None:
             # Flags not given on the command line come from the saved run.
             merged_run = dict(saved["run"])
+            merged_run.setdefault("driver", "host")  # saved before the jitted driver existed
             merged_run.update(run_over)
             run_over = merged_run
             saved_algo = dict(saved["algo"])
@@ -347,6 +424,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
         raise ConfigError("--stop-after", ns.stop_after, "allowed: > 0")
     run, algo_config = make_configs(run_over, algo_over)
     run = _prepare_run_dir(run, algo_config, resume=ns.resume, force=ns.force)
+    if resolve_driver(run) == "jit":
+        return _train_jit(run, algo_config, resume=ns.resume, stop_after=ns.stop_after)
     if run.video:
         if loop.video_writer_available() is None:
             raise ConfigError("--video", True, loop.VIDEO_MISSING_MESSAGE)
@@ -368,6 +447,45 @@ def cmd_train(ns: argparse.Namespace) -> int:
     print(f"metrics:    {Path(run.run_dir) / 'metrics.csv'}")
     print(f"checkpoint: {result.checkpoint}")
     if not result.finished:
+        print(f"stopped at env step {result.env_steps}; continue with --resume")
+    return 0
+
+
+def _train_jit(run: RunConfig, algo_config: Any, *, resume: bool, stop_after: int | None) -> int:
+    """`train` with the jitted driver: every seed in one program."""
+    from softeq.adapters import jit_loop
+
+    if run.video:
+        raise ConfigError(
+            "--video", True, "the jitted driver records no videos yet; use --driver host"
+        )
+    result = jit_loop.train(run, algo_config, resume=resume, stop_after_steps=stop_after)
+    protocol = _protocol_text(resolve_eval_protocol(run))
+    print(f"env steps per seed: {result.env_steps}  ({len(result.seeds)} seed(s) in one program)")
+    for i, seed in enumerate(result.seeds):
+        line = (
+            f"seed {seed}: recent training return {result.recent_returns[i]:.2f} "
+            f"({result.episodes[i]} episodes)"
+        )
+        fe = result.final_evals[i]
+        if fe is not None:
+            line += (
+                f"; evaluation return {fe['return_mean']:.2f} ± {fe['return_std']:.2f} "
+                f"({int(fe['episodes'])} episodes, {protocol}{_capped_text(fe.get('capped', 0))})"
+            )
+        print(line)
+    compile_s = sum(result.compile_s.values())
+    print(
+        f"steps per second: {result.sps:,.0f} per seed, {result.total_sps:,.0f} in all "
+        f"(training only; compilation {compile_s:.1f} s); wall time {result.wall_s:.1f} s"
+    )
+    run_dir = Path(run.run_dir)
+    print(f"config:     {run_dir / CONFIG_FILENAME}")
+    print(f"metrics:    {run_dir / (jit_loop.seed_dirname(result.seeds[0]) + '/metrics.csv')}")
+    print(f"checkpoint: {result.checkpoint}")
+    if result.finished:
+        print(f"summary:    {run_dir / jit_loop.SUMMARY_FILENAME}")
+    else:
         print(f"stopped at env step {result.env_steps}; continue with --resume")
     return 0
 
@@ -502,7 +620,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes (2)")
-    p.add_argument("--out", default=None, help="output folder (default runs/compare-<time>)")
+    p.add_argument(
+        "--run-dir",
+        "--out",
+        dest="out",
+        default=None,
+        metavar="DIR",
+        help="output folder, as train's --run-dir (default runs/compare-<time>)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing compare folder")
     _add_run_flags(p, compare=True)
     _add_algo_flags(p)

@@ -427,7 +427,7 @@ def train(
     run_dir = Path(run.run_dir)
     seeds = resolve_seeds(run)
     num_envs = resolve_num_envs(run, algo_config)
-    run = run.replace(num_envs=num_envs)
+    run = run.replace(num_envs=num_envs, driver="jit")  # as the saved config records it
     program = build_program(run, algo_config)
     per_iteration = program.steps_per_iteration
     total_iterations = math.ceil(run.total_steps / per_iteration)
@@ -615,15 +615,15 @@ def train(
 
 
 def _check_payload(payload: dict, path: Path, run: RunConfig, seeds, num_envs: int) -> None:
-    if payload.get("driver") != "jit":
-        raise ckpt_lib.CheckpointError(
-            f"{path} was written by the host loop, not the jitted driver; resume it with "
-            f"--driver host"
-        )
     if payload.get("algo") != run.algo or payload.get("env_id") != run.env_id:
         raise ckpt_lib.CheckpointError(
             f"{path} belongs to algo={payload.get('algo')!r} env={payload.get('env_id')!r}, "
             f"not algo={run.algo!r} env={run.env_id!r}"
+        )
+    if payload.get("driver") != "jit":
+        raise ckpt_lib.CheckpointError(
+            f"{path} was written by the host loop, not the jitted driver; resume it with "
+            f"--driver host"
         )
     if [int(s) for s in payload.get("seeds", [])] != list(seeds):
         raise ckpt_lib.CheckpointError(

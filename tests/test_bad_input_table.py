@@ -191,7 +191,7 @@ CASES: list[Case] = [
     Case(
         "run-unknown-torso",
         "config",
-        ("--torso", "'resnet'", "auto|nature|mlp"),
+        ("--torso", "'resnet'", "auto|nature|minatar|mlp"),
         call=lambda: RunConfig(torso="resnet"),
         error=ConfigError,
     ),

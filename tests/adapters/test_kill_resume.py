@@ -38,6 +38,8 @@ COMMON = [
     "CartPole-v1",
     "--algo",
     "a2c",
+    "--driver",
+    "host",
     "--seed",
     "11",
     "--num-envs",
