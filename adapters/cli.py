@@ -328,16 +328,13 @@ def _jit_defaults(
     run: RunConfig, run_overrides: dict[str, Any], algo_overrides: dict[str, Any]
 ) -> tuple[RunConfig, dict[str, Any]]:
     """The jitted driver's defaults for what the flags leave unset."""
-    from softeq.adapters.jit_driver import jit_default_num_envs, jit_default_overrides
+    from softeq.adapters.jit_driver import jit_default_overrides
 
     changes: dict[str, Any] = {}
     if "checkpoint_every" not in run_overrides:
         changes["checkpoint_every"] = JIT_CHECKPOINT_EVERY
     if "eval_every" not in run_overrides:
         changes["eval_every"] = JIT_EVAL_EVERY
-    num_envs = jit_default_num_envs(run.algo, run.env_id)
-    if run.num_envs == 0 and num_envs is not None:
-        changes["num_envs"] = num_envs
     defaults = jit_default_overrides(run.algo, run.env_id, run.total_steps)
     return run.replace(**changes), {**defaults, **algo_overrides}
 

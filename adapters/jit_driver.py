@@ -8,23 +8,24 @@ does between two host visits is one XLA program:
     state, log = program.train_chunk(state, k)        # k iterations, one lax.while_loop
     returns, lengths, capped = program.evaluate(params, key)   # evaluation episodes
 
-One *iteration* is, for a2c and soft-q, a rollout of `num_steps` steps of all
-N envs (an inner `lax.scan`: act from π_θ, step, record) followed by one
-learner update; for dqn, one ε-greedy step of the N envs, the transitions
-written to an on-device replay ring buffer and the learner updates that fall
-due (`train_every`, `learning_starts`), each on an n-step batch sampled
-uniformly from the buffer, with periodic target-network copies.
+One *iteration* is, for the on-policy learners (a2c, soft-q), a rollout of
+`num_steps` steps of all N envs (an inner `lax.scan`: act from π_θ, step,
+record) followed by one learner update; for the replay learners (dqn), one
+ε-greedy step of the N envs, the transitions written to an on-device replay
+ring buffer and the learner updates that fall due (`train_every`,
+`learning_starts`), each on an n-step batch sampled uniformly from the buffer,
+with periodic target-network copies.
 
-The learner updates are the agents' own pure functions
-(`softeq.adapters.agents.actor_critic.make_learner_update`,
-`softeq.adapters.agents.dqn.make_learner_update`) with optimisers built as the
-agents build them, so the host loop and this driver compute identical updates
-on the same batch. Time limits are not terminal: actor-critic rollouts fold
-γ·V(final observation) into the reward of each truncated transition with
-`softeq.core.bootstrap_truncations` (V from the parameters the update starts
-from) before building the `Rollout`; the replay stores each transition's own
-next observation (the final one where the episode ended), and `dqn_targets`
-bootstraps a truncated window from it.
+The network, the optimiser and the pure learner update come from the
+algorithm's registry entry (`softeq.adapters.agents.get_algorithm`), exactly
+as the host agents get them, so both drivers compute identical updates on the
+same batch; the entry's `on_policy` flag picks rollouts or replay.
+
+Time limits are not terminal: rollouts fold γ·V(final observation) into the
+reward of each truncated transition with `softeq.core.bootstrap_truncations`
+(V from the parameters the update starts from) before building the `Rollout`;
+the replay stores each transition's own next observation (the final one where
+the episode ended), and `dqn_targets` bootstraps a truncated window from it.
 
 Every function here is written for one seed; `softeq.adapters.jit_loop` maps
 them over seeds with `jax.vmap` and lays the seed axis over devices.
@@ -47,16 +48,13 @@ from typing import Any, NamedTuple
 import haiku as hk
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
 from softeq.adapters import jax_envs
-from softeq.adapters.agents import actor_critic, common, dqn
-from softeq.adapters.agents.config import A2CConfig, DQNConfig, SoftQConfig
+from softeq.adapters.agents import actor_critic, dqn
+from softeq.adapters.agents.config import DQNConfig
 from softeq.adapters.replay import NStepBatch
 from softeq.core import bootstrap_truncations
 
-ACTOR_CRITIC = ("a2c", "soft-q")
 #: PRNG implementation of the run's random streams (see the module docstring).
 KEY_IMPL = "threefry2x32"
 
@@ -245,39 +243,6 @@ def linear_epsilon(env_steps: jax.Array, config: DQNConfig) -> jax.Array:
 
 
 # --------------------------------------------------------------------------------------
-# Optimisers, exactly as the agents build them.
-# --------------------------------------------------------------------------------------
-
-
-def actor_critic_optimizer(
-    config: A2CConfig | SoftQConfig, num_envs: int
-) -> optax.GradientTransformation:
-    """The optimiser of `ActorCriticAgent` for `num_envs` envs (schedule in updates)."""
-    learning_rate = config.learning_rate
-    if config.lr_decay_steps > 0:
-        decay_updates = max(1, config.lr_decay_steps // (num_envs * config.num_steps))
-        learning_rate = optax.linear_schedule(config.learning_rate, 0.0, decay_updates)
-    return common.make_optimizer(
-        name=config.optimizer,
-        learning_rate=learning_rate,
-        max_grad_norm=config.max_grad_norm,
-        rmsprop_decay=config.rmsprop_decay,
-        rmsprop_eps=config.rmsprop_eps,
-        adam_eps=config.adam_eps,
-    )
-
-
-def dqn_optimizer(config: DQNConfig) -> optax.GradientTransformation:
-    """The optimiser of `DQNAgent`: clipping then Adam."""
-    return common.make_optimizer(
-        name="adam",
-        learning_rate=config.learning_rate,
-        max_grad_norm=config.max_grad_norm,
-        adam_eps=config.adam_eps,
-    )
-
-
-# --------------------------------------------------------------------------------------
 # The program.
 # --------------------------------------------------------------------------------------
 
@@ -336,7 +301,7 @@ class JitProgram:
     def __init__(
         self,
         algo: str,
-        config: A2CConfig | SoftQConfig | DQNConfig,
+        config: Any,
         *,
         env_id: str,
         num_envs: int,
@@ -344,68 +309,60 @@ class JitProgram:
         evaluation: EvalSettings | None = None,
     ):
         from softeq.adapters import networks
-        from softeq.adapters.agents import config_for
+        from softeq.adapters.agents import get_algorithm
 
-        cls = config_for(algo)
-        if not isinstance(config, cls):
+        entry = get_algorithm(algo)
+        if not isinstance(config, entry.config_class):
             raise TypeError(
-                f"`config` for algo {algo!r} must be a {cls.__name__}, got {type(config).__name__}."
+                f"`config` for algo {algo!r} must be a {entry.config_class.__name__}, "
+                f"got {type(config).__name__}."
             )
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"`num_envs` must be an integer >= 1, got {num_envs!r}.")
         self.algo = algo
         self.config = config
         self.num_envs = num_envs
+        self.on_policy = entry.on_policy
         self.env = jax_envs.make_jax_env(env_id)
         self.env_id = env_id
         self.evaluation = evaluation or EvalSettings()
-        if self.evaluation.policy == "sample" and algo == "dqn":
+        if self.evaluation.policy == "sample" and not entry.stochastic_policy:
             raise ValueError(
-                "`policy` 'sample' evaluates a learned stochastic policy; dqn has none "
+                f"`policy` 'sample' evaluates a learned stochastic policy; {algo} has none "
                 "(use 'greedy' or 'epsilon')."
             )
-        self.torso = torso or networks.torso_for_observation(self.env.observation_shape)
-        num_actions = self.env.num_actions
-        if algo == "dqn":
+        if not self.on_policy:
             rows = replay_rows(config.replay_capacity, num_envs)
             if rows < config.n_step:
                 raise ValueError(
                     f"`replay_capacity` ({config.replay_capacity}) holds {rows} rows of "
                     f"{num_envs} envs, fewer than `n_step` ({config.n_step}); raise it."
                 )
-            self.network = networks.make_q_network(
-                num_actions, torso=self.torso, dueling=config.dueling
-            )
-            self.optimizer = dqn_optimizer(config)
-            self.learner_update = dqn.make_learner_update(
-                self.network.apply, self.optimizer, config=config
-            )
-            self.steps_per_iteration = num_envs
-        else:
-            self.network = networks.make_actor_critic(num_actions, torso=self.torso)
-            self.optimizer = actor_critic_optimizer(config, num_envs)
-            self.learner_update = actor_critic.make_learner_update(
-                self.network.apply, self.optimizer, algo=algo, config=config
-            )
-            self.steps_per_iteration = num_envs * config.num_steps
+        self.torso = torso or networks.torso_for_observation(self.env.observation_shape)
+        self.network = entry.make_network(self.env.num_actions, torso=self.torso, config=config)
+        self.optimizer = entry.make_optimizer(config, num_envs=num_envs)
+        self.learner_update = entry.make_learner_update(
+            self.network.apply, self.optimizer, config=config
+        )
+        self.steps_per_iteration = num_envs * (config.num_steps if self.on_policy else 1)
 
     # ---------------------------------------------------------------- helpers
     @property
     def updates_per_iteration(self) -> int:
         """Learner updates of one iteration once learning has started (at least 1)."""
-        if self.algo == "dqn":
-            return max(1, self.num_envs // self.config.train_every)
-        return 1
+        if self.on_policy:
+            return 1
+        return max(1, self.num_envs // self.config.train_every)
 
     @property
     def steps_per_log_row(self) -> int:
         """T of `IterationLog`'s `[T, N]` episode arrays."""
-        return 1 if self.algo == "dqn" else self.config.num_steps
+        return self.config.num_steps if self.on_policy else 1
 
     def _policy_scores(self, params: hk.Params, obs: jax.Array) -> jax.Array:
-        """Logits (a2c, soft-q) or Q-values (dqn) `[N, A]`; their argmax is the greedy action."""
+        """Logits (on-policy) or Q-values (replay learners) `[N, A]`; argmax is greedy."""
         out = self.network.apply(params, obs)
-        return out if self.algo == "dqn" else out[0]
+        return out[0] if self.on_policy else out
 
     # ---------------------------------------------------------------- init
     def init(self, seed: jax.Array | int) -> ActorCriticTrainState | DQNTrainState:
@@ -420,7 +377,7 @@ class JitProgram:
         env_state, obs = self.env.reset(env_key, self.num_envs)
         params = self.network.init(init_key, obs)
         zero = jnp.zeros((), jnp.int32)
-        if self.algo != "dqn":
+        if self.on_policy:
             learner = actor_critic.LearnerState(params, self.optimizer.init(params))
             return ActorCriticTrainState(learner, env_state, obs, key, zero, zero)
         target = jax.tree.map(jnp.copy, params)
@@ -574,9 +531,9 @@ class JitProgram:
         `NStepBatch` of the last update (dqn; zeros when none ran); None
         when `keep_batch` is False.
         """
-        if self.algo == "dqn":
-            return self._dqn_iteration(state, keep_batch)
-        return self._actor_critic_iteration(state, keep_batch)
+        if self.on_policy:
+            return self._actor_critic_iteration(state, keep_batch)
+        return self._dqn_iteration(state, keep_batch)
 
     def train_chunk(self, state, num_iterations: jax.Array, *, length: int):
         """Runs `num_iterations` (≤ `length`, traced) iterations in one `lax.while_loop`.
@@ -670,63 +627,21 @@ class JitProgram:
 # Defaults of jitted runs.
 # --------------------------------------------------------------------------------------
 
-#: MinAtar settings (not tuned; smoke-tested for a few thousand steps): A2C-style
-#: synchronous rollouts of 64 envs × 8 steps, Adam 1e-3 with the shared clipping,
-#: γ = 0.99; DQN as in the MinAtar paper (Young & Tian 2019: replay 100k, batch 32,
-#: target copy every 1,000 updates, ε 1 → 0.1 over 100k steps, learning from 5k)
-#: with Adam 2.5e-4 and 8 envs, one update per 2 transitions.
-MINATAR_ACTOR_CRITIC = dict(
-    num_steps=8,
-    learning_rate=1e-3,
-    optimizer="adam",
-    max_grad_norm=0.5,
-    temperature=0.01,
-    value_weight=0.5,
-    discount=0.99,
-)
-MINATAR_DQN = dict(
-    learning_rate=2.5e-4,
-    adam_eps=1.5e-4,
-    discount=0.99,
-    replay_capacity=100_000,
-    batch_size=32,
-    learning_starts=5_000,
-    train_every=2,
-    target_update_every=1_000,
-    epsilon_start=1.0,
-    epsilon_end=0.1,
-    epsilon_decay_steps=100_000,
-)
-MINATAR_NUM_ENVS = {"a2c": 64, "soft-q": 64, "dqn": 8}
-
 
 def jit_default_overrides(algo: str, env_id: str, total_steps: int) -> dict[str, Any]:
     """Field values a jitted run of `algo` on `env_id` uses unless the user sets them.
 
-    They go on top of `softeq.adapters.agents.default_config`: MinAtar gets the
-    settings above; every actor-critic run decays its learning rate linearly to
-    0 over the whole budget (`lr_decay_steps = total_steps`).
+    They go on top of the registry's `default_config`: a learner with a
+    learning-rate schedule (`lr_decay_steps`) decays it linearly to 0 over the
+    whole budget, as the reference jitted A2C does.
     """
-    fields: dict[str, Any] = {}
-    if jax_envs.is_minatar(env_id):
-        fields.update(MINATAR_DQN if algo == "dqn" else MINATAR_ACTOR_CRITIC)
-    if algo in ACTOR_CRITIC:
-        fields["lr_decay_steps"] = int(total_steps)
-    return fields
+    from softeq.adapters.agents import get_algorithm
 
-
-def jit_default_num_envs(algo: str, env_id: str) -> int | None:
-    """The number of envs of a jitted run when not set; None: the agents' default."""
-    if jax_envs.is_minatar(env_id):
-        return MINATAR_NUM_ENVS[algo]
-    return None
+    del env_id  # the same rule for every env family so far
+    fields = {f.name for f in dataclasses.fields(get_algorithm(algo).config_class)}
+    return {"lr_decay_steps": int(total_steps)} if "lr_decay_steps" in fields else {}
 
 
 def chunk_iterations(steps_per_iteration: int, every: int) -> int:
     """Iterations per chunk so that a chunk spans about `every` env steps (at least 1)."""
     return max(1, math.ceil(every / steps_per_iteration))
-
-
-def host_metrics(logs: IterationLog, rows: int) -> dict[str, np.ndarray]:
-    """The first `rows` learner metrics of a chunk's logs as numpy `[..., rows]` arrays."""
-    return {k: np.asarray(v)[..., :rows] for k, v in logs.learner.items()}
