@@ -66,18 +66,52 @@ def test_every_core_module_has_a_page():
         assert f"::: softeq.core.{module}\n" in page.read_text(encoding="utf-8")
 
 
-def test_adapters_page_documents_existing_modules():
+def adapters_modules() -> list[str]:
+    """The public modules and packages of softeq.adapters (files, not imports)."""
+    modules = [p.stem for p in (REPO / "adapters").glob("*.py") if not p.stem.startswith("_")]
+    packages = [p.parent.name for p in (REPO / "adapters").glob("*/__init__.py")]
+    return sorted(modules + packages)
+
+
+def test_every_adapters_module_has_its_page():
+    nav = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    index = (API / "adapters" / "index.md").read_text(encoding="utf-8")
+    for module in adapters_modules():
+        page = API / "adapters" / f"{module}.md"
+        assert page.is_file(), (
+            f"softeq.adapters.{module} has no API page: add docs/api/adapters/{module}.md "
+            f"holding `::: softeq.adapters.{module}`, a row in docs/api/adapters/index.md "
+            "and a nav entry"
+        )
+        assert f"::: softeq.adapters.{module}\n" in page.read_text(encoding="utf-8"), page
+        assert f"api/adapters/{module}.md" in nav, f"{page.name} is not in the nav"
+        assert f"]({module}.md)" in index, f"{module} is not in the table of the adapters index"
+
+
+def test_adapters_pages_document_existing_modules():
     listed = [i for i in _directives() if i.startswith("softeq.adapters.")]
     for required in ("softeq.adapters.envs", "softeq.adapters.networks"):
-        assert required in listed, f"{required} missing from docs/api/adapters.md"
+        assert required in listed, f"{required} missing from docs/api/adapters/"
     for identifier in listed:
         relative = Path("adapters", *identifier.split(".")[2:])
         module_file = REPO / relative.with_suffix(".py")
         package_file = REPO / relative / "__init__.py"
         assert module_file.is_file() or package_file.is_file(), (
-            f"{identifier} is listed in docs/api/adapters.md but neither {module_file} "
+            f"{identifier} is documented in docs/api/adapters/ but neither {module_file} "
             f"nor {package_file} exists"
         )
+
+
+def test_properties_page_documents_the_public_checkers():
+    page = (API / "properties.md").read_text(encoding="utf-8")
+    for name in (
+        "check_soft_q_gradient_identity",
+        "check_soft_n_step_targets",
+        "PropertyViolation",
+        "strategies",
+        "oracles",
+    ):
+        assert f"::: softeq.properties.{name}\n" in page, name
 
 
 def test_rendered_api_has_an_anchor_for_every_core_name(built_site):
