@@ -1,14 +1,17 @@
 """MkDocs hook: fills the property-file columns of docs/properties.md from the sources.
 
 Every property file `properties/test_*.py` states in its docstrings which labels
-of the paper notes it checks ([E1] … [E18]; a range such as "[E9]–[E12]" or
-"[E9–E12]" counts for every label in it; a file whose name or docstrings
-mention DQN counts for the soft-DQN targets). The hook reads those docstrings
-with `ast` (nothing is imported, so building the docs needs no JAX) and
-replaces, in the page `properties.md` only:
+it checks ([E1] … [E18] of the paper, [L1], [M1] … and [S1] … beyond it; a
+range such as "[E9]–[E12]" or "[E9–E12]" counts for every label in it; a file
+whose name or docstrings mention DQN counts for the soft-DQN targets). The
+hook reads those docstrings with `ast` (nothing is imported, so building the
+docs needs no JAX) and replaces, in the page `properties.md` only:
 
-* `<!-- prop:E3 -->` (or `<!-- prop:DQN -->`) with the files that cite that label,
-  or with a visible "none yet" when no file does;
+* `<!-- prop:E7 -->` (or `<!-- prop:DQN -->`) with the files that cite that label,
+  or with a visible "none yet" when no file does (the docs tests fail on it);
+* `<!-- prop:E1 definition -->`, the cell of a label that defines an object
+  rather than claims something about it, with the files that cite it, or
+  with "definition" when none does;
 * `<!-- property-files -->` with a table of every property file and the first
   line of its module docstring.
 
@@ -23,10 +26,12 @@ from pathlib import Path
 
 PAGE = "properties.md"
 FILE_GLOB = "test_*.py"
-_SINGLE = re.compile(r"\[E(\d+)\]")
-_BRACKET_RANGE = re.compile(r"\[E(\d+)\s*[–—-]\s*E?(\d+)\]")
-_PAIR_RANGE = re.compile(r"\[E(\d+)\]\s*(?:[–—-]|to)\s*\[E(\d+)\]")
-_CELL = re.compile(r"<!--\s*prop:(E\d+|DQN)\s*-->")
+# Label families: E (the paper), L (λ-returns), M (Munchausen), S (discrete SAC).
+_FAMILIES = "ELMS"
+_SINGLE = re.compile(rf"\[([{_FAMILIES}])(\d+)\]")
+_BRACKET_RANGE = re.compile(rf"\[([{_FAMILIES}])(\d+)\s*[–—-]\s*(?:\1)?(\d+)\]")
+_PAIR_RANGE = re.compile(rf"\[([{_FAMILIES}])(\d+)\]\s*(?:[–—-]|to)\s*\[\1(\d+)\]")
+_CELL = re.compile(rf"<!--\s*prop:([{_FAMILIES}]\d+|DQN)(\s+definition)?\s*-->")
 _FILES = "<!-- property-files -->"
 
 
@@ -42,10 +47,10 @@ def _docstrings(source: str) -> list[str]:
 
 def labels_cited(text: str, *, file_name: str = "") -> set[str]:
     """Labels such as "E3" (and "DQN") that a docstring text cites."""
-    labels = {f"E{m}" for m in _SINGLE.findall(text)}
+    labels = {f"{family}{number}" for family, number in _SINGLE.findall(text)}
     for pattern in (_BRACKET_RANGE, _PAIR_RANGE):
-        for low, high in pattern.findall(text):
-            labels.update(f"E{k}" for k in range(int(low), int(high) + 1))
+        for family, low, high in pattern.findall(text):
+            labels.update(f"{family}{k}" for k in range(int(low), int(high) + 1))
     if "dqn" in text.lower() or "dqn" in file_name.lower():
         labels.add("DQN")
     return labels
@@ -63,6 +68,14 @@ def property_files(root: Path) -> list[tuple[str, str, set[str]]]:
     return rows
 
 
+def _label_order(label: str) -> tuple[int, int, str]:
+    """E1 … E18, then L1, M1 … M3, S1 …, then DQN (and anything else) by name."""
+    family, number = label[0], label[1:]
+    if family in _FAMILIES and number.isdigit():
+        return _FAMILIES.index(family), int(number), label
+    return len(_FAMILIES), 0, label
+
+
 def _escape_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -71,20 +84,20 @@ def render(markdown: str, root: Path) -> str:
     rows = property_files(root)
 
     def cell(match: re.Match) -> str:
-        label = match.group(1)
+        label, definition = match.group(1), bool(match.group(2))
         cited = [f"`{path}`" for path, _, labels in rows if label in labels]
-        return "<br>".join(cited) if cited else "*none yet*"
+        if cited:
+            return "<br>".join(cited)
+        return "*definition*" if definition else "*none yet*"
 
     markdown = _CELL.sub(cell, markdown)
     if _FILES in markdown:
         if rows:
             lines = ["| Property file | What it states | Labels cited |", "|---|---|---|"]
             for path, summary, labels in rows:
-                ordered = sorted(
-                    labels,
-                    key=lambda x: (not x[1:].isdigit(), int(x[1:]) if x[1:].isdigit() else 0, x),
-                )
-                cited = ", ".join(f"[{x}](#{x.lower()})" for x in ordered) or "—"
+                ordered = sorted(labels, key=_label_order)
+                # plain labels: the equation-links hook turns each into a link
+                cited = ", ".join("[DQN-1–3]" if x == "DQN" else f"[{x}]" for x in ordered) or "—"
                 lines.append(f"| `{path}` | {_escape_cell(summary)} | {cited} |")
             table = "\n".join(lines)
         else:
