@@ -2,11 +2,16 @@
 
 A spec is an algorithm name with optional hyperparameter overrides:
 `a2c`, `soft-q`, `a2c:entropy=naive`, `dqn:target=soft-entropy,n_step=5`.
-`run_compare` trains every (spec, seed) pair in worker processes, each into
-its own run folder, then writes into the compare folder:
+`run_compare` trains every (spec, seed) pair, each into its own run folder.
+Where the env runs inside a program (gymnax: CartPole-v1, Acrobot-v1, the
+MinAtar games; driver "jit"), all seeds of one spec are one jitted program
+(`softeq.adapters.jit_loop.train`), run one spec after the other in this
+process; host-loop envs (ALE, gymnasium) train one run per worker process.
+The compare folder then holds:
 
     compare.json          manifest (env, specs, seeds, run folders)
-    runs/<spec>/seed<k>/  one ordinary run folder per pair
+    runs/<spec>/seed<k>/  one ordinary run folder per pair (host loop)
+    runs/<spec>/seed-<k>/ the same, inside the spec's jitted run folder
     learning_curves.png   episode return vs env steps, mean ± std over seeds
     grad_cosine.png       soft-q's cos(∇ soft-Q loss, ∇ A2C loss) vs env steps
     summary.md, summary.csv
@@ -45,6 +50,7 @@ from softeq.adapters.run_config import (
     check_batch_compatibility,
     check_env,
     parse_field_value,
+    resolve_driver,
     resolve_num_envs,
 )
 
@@ -193,10 +199,22 @@ def run_compare(
     base.mkdir(parents=True, exist_ok=True)
 
     tasks = []
+    jit_tasks = []
     manifest_specs = []
     for spec in specs:
         algo_config = _base_config(spec, env_id, shared)
         runs = []
+        batched = RunConfig(**run_overrides, algo=spec.algo, seeds=tuple(seeds))
+        if resolve_driver(batched) == "jit":
+            from softeq.adapters.jit_loop import seed_dirname
+
+            rel_dir = os.path.join("runs", spec.folder)
+            run = batched.replace(run_dir=str(base / rel_dir), driver="jit")
+            run = run.replace(num_envs=resolve_num_envs(run, algo_config))
+            runs = [os.path.join(rel_dir, seed_dirname(s)) for s in seeds]
+            jit_tasks.append({"label": spec.label, "run": run, "algo": algo_config})
+            manifest_specs.append(_manifest_entry(spec, algo_config, runs))
+            continue
         for seed in seeds:
             rel = os.path.join("runs", spec.folder, f"seed{seed}")
             run = RunConfig(**run_overrides, algo=spec.algo, seed=seed, run_dir=str(base / rel))
@@ -210,15 +228,7 @@ def run_compare(
                     "algo": dataclasses.asdict(algo_config),
                 }
             )
-        manifest_specs.append(
-            {
-                "label": spec.label,
-                "algo": spec.algo,
-                "overrides": dict(spec.overrides),
-                "algo_config": dataclasses.asdict(algo_config),
-                "runs": runs,
-            }
-        )
+        manifest_specs.append(_manifest_entry(spec, algo_config, runs))
     manifest = {
         "env_id": env_id,
         "seeds": list(seeds),
@@ -232,12 +242,22 @@ def run_compare(
     # Interleave seeds and specs so that every spec progresses at the same pace.
     order = sorted(range(len(tasks)), key=lambda i: (tasks[i]["run"]["seed"], i))
     tasks = [tasks[i] for i in order]
-    out(
-        f"compare: {len(specs)} spec(s) × {len(seeds)} seed(s) = {len(tasks)} runs on {env_id}, "
-        f"{workers} worker(s) -> {base}"
-    )
+    count = len(tasks) + len(jit_tasks) * len(seeds)
+    how = f"{workers} worker(s)" if tasks else "one jitted program per spec"
+    out(f"compare: {len(specs)} spec(s) × {len(seeds)} seed(s) = {count} runs on {env_id}, {how}")
+    out(f"  -> {base}")
     start = time.perf_counter()
     done = 0
+    for task in jit_tasks:
+        for result in _train_jit(task):
+            done += 1
+            ev = result["final_eval"]
+            ev_text = f", eval {ev['return_mean']:.1f} ± {ev['return_std']:.1f}" if ev else ""
+            out(
+                f"  [{done}/{count}] {result['label']} seed {result['seed']}: recent return "
+                f"{result['recent_return']:.1f}{ev_text} ({result['seconds']:.0f} s for the "
+                f"program, {result['sps']:,.0f} steps/s per seed)"
+            )
 
     def report(r: dict[str, Any]) -> None:
         nonlocal done
@@ -245,7 +265,7 @@ def run_compare(
         ev = r["final_eval"]
         ev_text = f", eval {ev['return_mean']:.1f} ± {ev['return_std']:.1f}" if ev else ""
         out(
-            f"  [{done}/{len(tasks)}] {r['label']} seed {r['seed']}: recent return "
+            f"  [{done}/{count}] {r['label']} seed {r['seed']}: recent return "
             f"{r['recent_return']:.1f}{ev_text} ({r['seconds']:.0f} s, {r['sps']:,.0f} steps/s)"
         )
 
@@ -256,7 +276,7 @@ def run_compare(
         except Exception:
             return RuntimeError(f"{where}: {type(exc).__name__}: {exc}")
 
-    if workers == 1:
+    if workers == 1 or not tasks:
         for task in tasks:
             try:
                 result = _train_one(task)
@@ -283,6 +303,41 @@ def run_compare(
     files = [*plot_compare(base), *write_summary(base)]
     rows = summary_rows(base)
     return CompareResult(out_dir=base, files=files, rows=rows, seconds=time.perf_counter() - start)
+
+
+def _manifest_entry(spec: AlgoSpec, algo_config: Any, runs: list[str]) -> dict[str, Any]:
+    return {
+        "label": spec.label,
+        "algo": spec.algo,
+        "overrides": dict(spec.overrides),
+        "algo_config": dataclasses.asdict(algo_config),
+        "runs": runs,
+    }
+
+
+def _train_jit(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Train every seed of one spec as one jitted program; one result per seed."""
+    from softeq.adapters import jit_loop
+
+    run = task["run"]
+    Path(run.run_dir).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(Path(run.run_dir) / "train.log", "w") as log:
+        result = jit_loop.train(
+            run, task["algo"], out=lambda line: print(line, file=log, flush=True)
+        )
+    seconds = time.perf_counter() - start
+    return [
+        {
+            "label": task["label"],
+            "seed": seed,
+            "recent_return": result.recent_returns[i],
+            "final_eval": result.final_evals[i],
+            "sps": result.sps,
+            "seconds": seconds,
+        }
+        for i, seed in enumerate(result.seeds)
+    ]
 
 
 def _base_config(spec: AlgoSpec, env_id: str, shared: Mapping[str, Any]) -> Any:

@@ -371,7 +371,10 @@ CASES: list[Case] = [
         argv=("plot", "{tmp}/no-such-run"),
     ),
     Case(
-        "cli-demo-zero-workers", "cli", ("--workers", "0", ">= 1"), argv=("demo", "--workers", "0")
+        "cli-demo-zero-steps",
+        "cli",
+        ("--total-steps", "0", "> 0"),
+        argv=("demo", "--total-steps", "0"),
     ),
     Case(
         "cli-compare-seed-not-a-number",
