@@ -138,7 +138,9 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
         f"CartPole-v1, Acrobot-v1, <Game>-MinAtar or ALE/<Game>-v5 ({d.env_id})",
     )
     if not compare:
-        add("--algo", "algo", "ALGO", f"a2c|soft-q|dqn ({d.algo})")
+        from softeq.adapters.agents import ALGORITHMS
+
+        add("--algo", "algo", "ALGO", f"{'|'.join(ALGORITHMS)} ({d.algo})")
         add("--seed", "seed", "INT", f"seed of agent and envs ({d.seed})")
         g.add_argument(
             "--seeds",
@@ -571,14 +573,11 @@ def cmd_plot(ns: argparse.Namespace) -> int:
 def cmd_demo(ns: argparse.Namespace) -> int:
     from softeq.adapters import demo
 
-    if ns.workers < 1:
-        raise ConfigError("--workers", ns.workers, "allowed: >= 1")
     if ns.total_steps is not None and ns.total_steps <= 0:
         raise ConfigError("--total-steps", ns.total_steps, "allowed: > 0")
     return demo.run_demo(
         out_dir=ns.out,
         seeds=ns.seeds,
-        workers=ns.workers,
         total_steps=ns.total_steps,
         table_only=ns.table_only,
     )
@@ -644,11 +643,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser(
-        "demo", help="equivalence table, then a2c vs soft-q on CartPole-v1 (3 seeds)"
+        "demo", help="equivalence table, then a2c vs soft-q on CartPole-v1 (5 seeds, jitted)"
     )
     p.add_argument("--out", default=None, help="output folder (default runs/demo-<time>)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--total-steps", type=int, default=None, help="override the demo budget")
     p.add_argument("--table-only", action="store_true", help="print the table and stop")
     p.set_defaults(func=cmd_demo)
