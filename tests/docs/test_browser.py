@@ -33,6 +33,9 @@ DERIVATIONS = (
     "derivations/a2c-matched/",
     "derivations/natural-gradient/",
     "derivations/soft-dqn/",
+    "derivations/lambda-returns/",
+    "derivations/munchausen/",
+    "derivations/sac-discrete/",
 )
 # The derivations, the other prose pages, and the core API pages (their
 # docstrings carry math too). The adapters page is left out: its docstrings
@@ -48,7 +51,10 @@ PAGES = (
     "reproduction/",
     "properties/",
     "building/",
-    *(f"api/core/{module}/" for module in ("soft", "mdp", "returns", "losses", "dqn", "natural")),
+    *(
+        f"api/core/{module}/"
+        for module in ("soft", "mdp", "returns", "losses", "dqn", "natural", "munchausen", "sac")
+    ),
 )
 SCREENSHOTS = ("derivations/main-theorem/", "derivations/bandit/")
 SCREENSHOT_DIR = REPO / "build" / "docs-screenshots"

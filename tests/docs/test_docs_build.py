@@ -67,7 +67,8 @@ def test_site_fetches_nothing_from_outside(built_site):
 
 def test_properties_page_lists_every_property_file_and_every_label(built_site):
     page = (built_site / "properties" / "index.html").read_text(encoding="utf-8")
-    for label in [f"e{k}" for k in range(1, 19)] + ["dqn"]:
+    beyond_the_paper = ["l1", "m1", "m2", "m3", "s1", "s2"]
+    for label in [f"e{k}" for k in range(1, 19)] + ["dqn", *beyond_the_paper]:
         assert f'id="{label}"' in page, f"anchor #{label} missing from the properties page"
     assert "<!-- prop:" not in page and "<!-- property-files -->" not in page
     files = sorted((REPO / "properties").glob("test_*.py"))
@@ -91,6 +92,8 @@ def test_property_hook_reads_labels_and_ranges():
     assert hook.labels_cited("soft DQN targets") == {"DQN"}
     assert hook.labels_cited("nothing", file_name="test_dqn_modes.py") == {"DQN"}
     assert hook.labels_cited("E3 without brackets") == set()
+    assert hook.labels_cited("[L1], [M1]–[M3] and [S1–S2]") == {"L1", "M1", "M2", "M3", "S1", "S2"}
+    assert hook.labels_cited("shapes [S, A] and [T]") == set()
 
 
 def test_property_hook_fills_cells(tmp_path):
