@@ -1,4 +1,4 @@
-"""A CLI training run killed with SIGKILL again and again still ends bit-for-bit right.
+"""A CLI training run (host loop) killed with SIGKILL again and again ends bit-for-bit right.
 
 The victim run is killed four times and resumed with `--resume` after each kill:
 
@@ -34,6 +34,8 @@ SOFTEQ = Path(sys.executable).with_name("softeq")
 TOTAL_STEPS = 6_000
 COMMON = [
     "train",
+    "--driver",
+    "host",
     "--env",
     "CartPole-v1",
     "--algo",

@@ -121,6 +121,8 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_identical_parameters(tmp_p
     """The real thing: a CLI run killed with SIGKILL resumes to the same final parameters."""
     common = [
         "train",
+        "--driver",
+        "host",
         "--env",
         "CartPole-v1",
         "--algo",
@@ -185,6 +187,8 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
     run_dir = tmp_path / "run"
     args = [
         "train",
+        "--driver",
+        "host",
         "--algo",
         "a2c",
         "--num-envs",
