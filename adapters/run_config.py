@@ -19,7 +19,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import time
 import types
 import typing
@@ -494,6 +493,7 @@ def parse_field_value(spec: FieldSpec, text: str | Any) -> Any:
 def build_algo_config(algo: str, env_id: str, overrides: Mapping[str, Any]) -> Any:
     """The algorithm's per-env default config with `overrides` (field name → value)."""
     from softeq.adapters import agents
+    from softeq.adapters.agents.config import ConfigFieldError
 
     check_algo(algo)
     base = agents.default_config(algo, env_id)
@@ -511,10 +511,15 @@ def build_algo_config(algo: str, env_id: str, overrides: Mapping[str, Any]) -> A
         changes[key] = parse_field_value(specs[key], raw)
     try:
         return dataclasses.replace(base, **changes)
+    except ConfigFieldError as exc:
+        if exc.field in changes:
+            raise ConfigError(specs[exc.field].flag, changes[exc.field], str(exc)) from None
+        # a default broke a rule only together with a changed field (e.g. batch size
+        # above replay capacity): name the changed fields
+        raise ConfigError(
+            f"--algo {algo}", dict(changes), f"invalid configuration: {exc}"
+        ) from None
     except (ValueError, TypeError) as exc:
-        named = [n for n in re.findall(r"`(\w+)`", str(exc)) if n in changes]
-        if named:
-            raise ConfigError(specs[named[0]].flag, changes[named[0]], str(exc)) from None
         raise ConfigError(
             f"--algo {algo}", dict(changes), f"invalid configuration: {exc}"
         ) from None

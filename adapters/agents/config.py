@@ -20,9 +20,20 @@ from softeq.core import DQN_TARGET_MODES, ENTROPY_MODES
 OPTIMIZERS = ("rmsprop", "adam")
 
 
+class ConfigFieldError(ValueError):
+    """A config field holds a value it does not allow; `field` names it.
+
+    The command line maps `field` to its flag, so no message text is parsed.
+    """
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 def _check_int(name: str, value, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+        raise ConfigFieldError(name, f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
 def _check_float(name: str, value, *, low: float, high: float = math.inf, open_low=False) -> None:
@@ -32,13 +43,13 @@ def _check_float(name: str, value, *, low: float, high: float = math.inf, open_l
         bound = f"> {low}" if open_low else f">= {low}"
         if high != math.inf:
             bound += f" and <= {high}"
-        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+        raise ConfigFieldError(name, f"`{name}` must be a finite number {bound}, got {value!r}.")
 
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"`{name}` must be one of {allowed}; got {value!r}.")
+        raise ConfigFieldError(name, f"`{name}` must be one of {allowed}; got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -154,16 +165,18 @@ class DQNConfig:
         _check_float("huber_delta", self.huber_delta, low=0.0, open_low=True)
         _check_float("max_grad_norm", self.max_grad_norm, low=0.0, open_low=True)
         if not isinstance(self.dueling, bool):
-            raise ValueError(f"`dueling` must be a bool, got {self.dueling!r}.")
+            raise ConfigFieldError("dueling", f"`dueling` must be a bool, got {self.dueling!r}.")
         if self.replay_capacity <= self.n_step:
-            raise ValueError(
+            raise ConfigFieldError(
+                "replay_capacity",
                 f"`replay_capacity` must exceed `n_step` ({self.n_step}), "
-                f"got {self.replay_capacity}."
+                f"got {self.replay_capacity}.",
             )
         if self.batch_size > self.replay_capacity:
-            raise ValueError(
+            raise ConfigFieldError(
+                "batch_size",
                 f"`batch_size` must be <= `replay_capacity` ({self.replay_capacity}), "
-                f"got {self.batch_size}."
+                f"got {self.batch_size}.",
             )
 
 
