@@ -10,6 +10,7 @@ returns `(markdown, rows)`):
 - `learner_scaling`: learner-update time against batch size and device count;
 - `learner_efficiency`: donation, host↔device copies, recompilation, diagnostic cost;
 - `property_suite`: wall time of every property test under the `ci` profile.
+- `jit_driver`: the jitted driver against the host loop and a hand-written jitted A2C.
 
 `--quick` shrinks sizes and repeats so that a smoke test finishes in seconds;
 its figures are only good for checking that the report is produced. A section
@@ -44,6 +45,11 @@ SECTIONS: dict[str, tuple[str, dict, dict]] = {
     "learner_scaling": ("benchmarks.learner_scaling", {}, {"quick": True}),
     "learner_efficiency": ("benchmarks.learner_efficiency", {}, {"quick": True}),
     "property_suite": ("benchmarks.property_suite", {}, {"quick": True}),
+    "jit_driver": (
+        "benchmarks.jit_driver",
+        {},
+        {"rounds": 1, "cases": ("host:a2c", "jit:a2c")},
+    ),
 }
 
 
