@@ -463,10 +463,15 @@ class JitProgram:
             replay, key, batch_size=self.config.batch_size, n=self.config.n_step
         )
 
-    def _dqn_iteration(self, state: DQNTrainState, keep_batch: bool):
+    def _dqn_iteration(self, state: DQNTrainState, index: jax.Array, keep_batch: bool):
         c = self.config
+        # The schedule (ε, learning_starts, train_every) follows the iteration number,
+        # which all seeds share: passed unbatched, it keeps the update loop a plain loop
+        # under vmap instead of one masked lane by lane.
+        before = index * self.num_envs
+        after = before + self.num_envs
         key, act_key, env_key, sample_key = jax.random.split(wrap_key(state.key), 4)
-        epsilon = linear_epsilon(state.env_steps, c)
+        epsilon = linear_epsilon(before, c)
         explore_key, action_key = jax.random.split(act_key)
         greedy = jnp.argmax(self._policy_scores(state.learner.params, state.obs), axis=-1)
         random_actions = jax.random.randint(
@@ -484,9 +489,8 @@ class JitProgram:
             step.truncated,
             step.final_obs,
         )
-        before = state.env_steps
-        after = before + self.num_envs
-        ready = (after >= c.learning_starts) & device_replay_can_sample(replay, n=c.n_step)
+        # After this add the buffer holds index + 1 rows: a window needs n of them.
+        ready = (after >= c.learning_starts) & (index + 1 >= c.n_step)
         due = jnp.where(ready, after // c.train_every - before // c.train_every, 0)
 
         def update(k, carry):
@@ -506,11 +510,11 @@ class JitProgram:
             env_state,
             step.obs,
             jax.random.key_data(key),
-            after,
+            state.env_steps + self.num_envs,
             state.updates + due,
         )
         log = IterationLog(
-            env_steps=after,
+            env_steps=state.env_steps,
             episode_returns=step.episode_returns[None],
             episode_lengths=step.episode_lengths[None],
             updated=due > 0,
@@ -519,12 +523,16 @@ class JitProgram:
         return state, log, (last_batch[0] if keep_batch else None)
 
     # ---------------------------------------------------------------- chunks
-    def iteration(self, state):
-        """One iteration (see the module docstring): `state -> (state, IterationLog)`."""
-        state, log, _ = self.iteration_with_batch(state, keep_batch=False)
+    def iteration(self, state, index: jax.Array | None = None):
+        """One iteration (see the module docstring): `state -> (state, IterationLog)`.
+
+        `index` is the run's iteration number (`env_steps / steps_per_iteration`
+        before it), a scalar shared by all seeds; None reads it off the state.
+        """
+        state, log, _ = self.iteration_with_batch(state, index, keep_batch=False)
         return state, log
 
-    def iteration_with_batch(self, state, *, keep_batch: bool = True):
+    def iteration_with_batch(self, state, index: jax.Array | None = None, *, keep_batch=True):
         """`iteration`, also returning the batch its (last) learner update consumed.
 
         Returns `(state, log, batch)`: the `Rollout` (a2c, soft-q) or the
@@ -533,17 +541,22 @@ class JitProgram:
         """
         if self.on_policy:
             return self._actor_critic_iteration(state, keep_batch)
-        return self._dqn_iteration(state, keep_batch)
+        if index is None:
+            index = state.env_steps // self.steps_per_iteration
+        return self._dqn_iteration(state, jnp.asarray(index, jnp.int32), keep_batch)
 
-    def train_chunk(self, state, num_iterations: jax.Array, *, length: int):
+    def train_chunk(self, state, num_iterations: jax.Array, first_index: jax.Array, *, length: int):
         """Runs `num_iterations` (≤ `length`, traced) iterations in one `lax.while_loop`.
 
-        Returns `(state, logs)`: logs is an `IterationLog` with leading axis
-        `length` whose first `num_iterations` rows are filled (NaN / 0 after).
-        `length` is static (it fixes the logs' shape); `num_iterations` is not,
-        so a shorter last chunk runs the same compiled program.
+        `first_index` is the run's iteration number at the start of the chunk
+        (iterations done so far). Returns `(state, logs)`: logs is an
+        `IterationLog` with leading axis `length` whose first `num_iterations`
+        rows are filled (NaN / 0 after). `length` is static (it fixes the logs'
+        shape); `num_iterations` is not, so a shorter last chunk runs the same
+        compiled program.
         """
-        template = jax.eval_shape(self.iteration, state)[1]
+        first_index = jnp.asarray(first_index, jnp.int32)
+        template = jax.eval_shape(self.iteration, state, first_index)[1]
 
         def empty(leaf):
             shape = (length, *leaf.shape)
@@ -555,7 +568,7 @@ class JitProgram:
 
         def body(carry):
             i, state, logs = carry
-            state, log = self.iteration(state)
+            state, log = self.iteration(state, first_index + i)
             logs = jax.tree.map(
                 lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, i, 0), logs, log
             )

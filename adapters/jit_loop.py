@@ -115,15 +115,17 @@ class SeededProgram:
         self._counters = {
             "init": common.TraceCounter(program.init),
             "train_chunk": common.TraceCounter(
-                lambda state, n: program.train_chunk(state, n, length=self.chunk_length)
+                lambda state, n, first: program.train_chunk(
+                    state, n, first, length=self.chunk_length
+                )
             ),
             "evaluate": common.TraceCounter(program.evaluate),
         }
         self._jitted = {
             "init": jax.jit(jax.vmap(self._counters["init"]), out_shardings=self.batched),
             "train_chunk": jax.jit(
-                jax.vmap(self._counters["train_chunk"], in_axes=(0, None)),
-                in_shardings=(self.batched, self.replicated),
+                jax.vmap(self._counters["train_chunk"], in_axes=(0, None, None)),
+                in_shardings=(self.batched, self.replicated, self.replicated),
                 out_shardings=(self.batched, self.batched),
                 donate_argnums=0,
             ),
@@ -161,10 +163,14 @@ class SeededProgram:
         seeds = jax.device_put(np.asarray(self.seeds, np.int32), self.batched)
         return self._call("init", seeds)
 
-    def train_chunk(self, state, num_iterations: int):
-        """`num_iterations` (≤ chunk_length) iterations of every seed (the state is donated)."""
+    def train_chunk(self, state, num_iterations: int, first_index: int):
+        """`num_iterations` (≤ chunk_length) iterations of every seed (the state is donated).
+
+        `first_index`: iterations done before this chunk (the same for every seed).
+        """
         n = jax.device_put(np.asarray(num_iterations, np.int32), self.replicated)
-        return self._call("train_chunk", state, n)
+        first = jax.device_put(np.asarray(first_index, np.int32), self.replicated)
+        return self._call("train_chunk", state, n, first)
 
     def evaluate(self, params, eval_index: int):
         """Evaluation episodes of every seed: `(returns, lengths, capped)`, each `[S, E]`."""
@@ -176,7 +182,8 @@ class SeededProgram:
         return params, keys
 
     def chunk_args(self, state):
-        return state, jax.device_put(np.asarray(0, np.int32), self.replicated)
+        zero = jax.device_put(np.asarray(0, np.int32), self.replicated)
+        return state, zero, zero
 
 
 def eval_keys(seeds: Sequence[int], eval_index: int) -> np.ndarray:
@@ -545,7 +552,7 @@ def train(
             while iterations < total_iterations:
                 rows = min(chunk, total_iterations - iterations)
                 start = time.perf_counter()
-                state, logs = seeded.train_chunk(state, rows)
+                state, logs = seeded.train_chunk(state, rows, iterations)
                 logs = jax.device_get(logs)
                 train_s += time.perf_counter() - start
                 trained_steps += rows * per_iteration
