@@ -1,7 +1,14 @@
-"""The ```python blocks of the documentation pages run, page by page, in order."""
+"""The ```python blocks of the documentation pages run, page by page, in order.
+
+A block that prints must show what it prints: the page follows it with a
+```` ```text title="Output" ```` block, and the printed text must match it
+(doctest rules: `...` stands for any text, so numbers that depend on the
+machine or library versions can be elided).
+"""
 
 from __future__ import annotations
 
+import doctest
 import os
 import re
 import subprocess
@@ -16,8 +23,14 @@ DOCS = REPO / "docs"
 
 # A fenced block that starts with ```python at the left margin and ends with ```.
 _BLOCK = re.compile(r"^```python[^\S\n]*\n(.*?)^```[^\S\n]*$", re.MULTILINE | re.DOTALL)
-# Pages whose code is generated API documentation rather than runnable examples.
-_SKIP = ("api/",)
+# Any fenced block at the left margin: its info string and its body.
+_FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[^\S\n]*$", re.MULTILINE | re.DOTALL)
+_OUTPUT_INFO = re.compile(r'^text\s+title="Output"\s*$')
+# Printed after each block, so that the output of one run splits into blocks.
+_MARKER = "@@softeq-docs-block-end-{}@@"
+# Generated pages, which hold no hand-written examples (the API pages' examples
+# live in docstrings and run as doctests).
+_SKIP = ("api/core/", "api/adapters/")
 # Pages that must carry runnable code; a page dropping out of this list would
 # otherwise pass silently.
 TUTORIALS = (
@@ -25,11 +38,34 @@ TUTORIALS = (
     "tutorials/soft-value-iteration.md",
     "tutorials/custom-loss.md",
     "tutorials/property-suite.md",
+    "getting-started.md",
+    "api/properties.md",
 )
 
 
 def python_blocks(page: str) -> list[str]:
     return _BLOCK.findall((DOCS / page).read_text(encoding="utf-8"))
+
+
+def shown_outputs(page: str) -> list[str | None]:
+    """For each ```python block of `page`, the Output block right after it, or None."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    fences = list(_FENCE.finditer(text))
+    shown = []
+    for i, fence in enumerate(fences):
+        if fence.group(1).strip() != "python":
+            continue
+        after = fences[i + 1] if i + 1 < len(fences) else None
+        adjacent = after is not None and not text[fence.end() : after.start()].strip()
+        if adjacent and _OUTPUT_INFO.match(after.group(1).strip()):
+            shown.append(after.group(2))
+        else:
+            shown.append(None)
+    return shown
+
+
+def _clean(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
 
 
 def pages_with_code() -> list[str]:
@@ -49,9 +85,11 @@ def test_extraction_finds_the_tutorial_code():
 
 
 @pytest.mark.parametrize("page", pages_with_code())
-def test_page_code_runs(page, tmp_path):
+def test_page_code_runs_and_prints_what_the_page_shows(page, tmp_path):
+    blocks = python_blocks(page)
     source = "\n\n".join(
-        f"# --- {page}, block {i + 1} ---\n{block}" for i, block in enumerate(python_blocks(page))
+        f"# --- {page}, block {i + 1} ---\n{block}\nprint({_MARKER.format(i)!r}, flush=True)"
+        for i, block in enumerate(blocks)
     )
     script = tmp_path / "snippets.py"
     script.write_text(source, encoding="utf-8")
@@ -71,3 +109,35 @@ def test_page_code_runs(page, tmp_path):
         f"the code of {page} failed after {elapsed:.1f} s:\n{result.stdout[-3000:]}\n"
         f"{result.stderr[-6000:]}"
     )
+    printed, rest = [], result.stdout
+    for i in range(len(blocks)):
+        before, _, rest = rest.partition(_MARKER.format(i) + "\n")
+        printed.append(before)
+    checker = doctest.OutputChecker()
+    for i, (got, want) in enumerate(zip(printed, shown_outputs(page), strict=True)):
+        if want is None:
+            assert not got.strip(), (
+                f"{page}, block {i + 1} prints but the page does not show it; add a "
+                f'```text title="Output"``` block after it with:\n{got}'
+            )
+            continue
+        assert checker.check_output(_clean(want), _clean(got), doctest.ELLIPSIS), (
+            f"{page}, block {i + 1}: the page shows\n{want}\nbut the code printed\n{got}"
+        )
+
+
+def test_output_blocks_follow_python_blocks():
+    """An Output block that follows no ```python block would never be checked."""
+    for path in sorted(DOCS.rglob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        fences = list(_FENCE.finditer(text))
+        for i, fence in enumerate(fences):
+            if not _OUTPUT_INFO.match(fence.group(1).strip()):
+                continue
+            before = fences[i - 1] if i else None
+            assert before is not None and before.group(1).strip() == "python", (
+                f"{path.relative_to(DOCS)}: an Output block without a ```python block before it"
+            )
+            assert not text[before.end() : fence.start()].strip(), (
+                f"{path.relative_to(DOCS)}: text between a ```python block and its Output block"
+            )
