@@ -16,12 +16,41 @@
     trust: false,
   };
 
+  // KaTeX pins an equation's \tag to the right edge of the column. When the
+  // equation is wider than the space left of the tag (narrow screens), the two
+  // would overlap; such a display gets the class "eq-tag-below" and the
+  // stylesheet moves its tag onto a line of its own. Checked again on resize.
+  function placeTags() {
+    var displays = document.querySelectorAll(".katex-display");
+    for (var i = 0; i < displays.length; i++) {
+      var display = displays[i];
+      var tag = display.querySelector(".katex-html > .katex-tag");
+      if (!tag) continue;
+      display.classList.remove("eq-tag-below");
+      var tagLeft = tag.getBoundingClientRect().left;
+      var bases = display.querySelectorAll(".katex-html > .katex-base");
+      var right = -Infinity;
+      for (var j = 0; j < bases.length; j++) {
+        right = Math.max(right, bases[j].getBoundingClientRect().right);
+      }
+      // 8 px of air between the equation and its tag.
+      if (right + 8 > tagLeft) display.classList.add("eq-tag-below");
+    }
+  }
+
   function typeset() {
     var nodes = document.querySelectorAll(".arithmatex");
     for (var i = 0; i < nodes.length; i++) {
       renderMathInElement(nodes[i], options);
     }
+    placeTags();
   }
+
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(placeTags, 100);
+  });
 
   // Material for MkDocs announces every page load (including instant
   // navigation) on the `document$` observable; fall back to the plain DOM event.

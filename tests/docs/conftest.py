@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 
 
-def build_site(site_dir: Path) -> subprocess.CompletedProcess:
-    """Runs `mkdocs build --strict` for the repository into `site_dir`."""
+def build_site(site_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs `mkdocs build --strict` for the repository into `site_dir` (extra `env` set)."""
     return subprocess.run(
         [
             sys.executable,
@@ -31,7 +31,7 @@ def build_site(site_dir: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1", **(env or {})},
     )
 
 
@@ -46,3 +46,9 @@ def built_site(tmp_path_factory) -> Path:
             f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
         )
     return site
+
+
+@pytest.fixture(scope="session")
+def site_builder():
+    """`build_site`, for tests that need a build with other settings."""
+    return build_site

@@ -1,9 +1,14 @@
-"""The built site, opened in headless Chromium: math is typeset and every internal link resolves.
+"""The built site, opened in headless Chromium: math, links, layout at 420 px, figures.
 
 The site is built with --strict into a temporary directory, served on
 127.0.0.1 by `http.server` in a thread, and each page below is loaded with
-`chromium --headless --dump-dom` after its scripts have run. Screenshots of
-two derivation pages are written to build/docs-screenshots/ for a human look.
+`chromium --headless --dump-dom` after its scripts have run. A probe page,
+written into the served copy of the site, then loads the pages one after
+another in an iframe 420 px wide (a phone) and measures them after KaTeX has
+run: no equation tag may overlap its equation, no code may run out of its
+column, the page may not scroll sideways, and every figure must load (pages
+with figures are also measured at desktop width). Screenshots of a few pages
+at both widths are written to build/docs-screenshots/ for a human look.
 Chromium is required: install it with `apt-get install -y chromium`.
 """
 
@@ -13,6 +18,7 @@ import concurrent.futures
 import functools
 import html.parser
 import http.server
+import json
 import os
 import re
 import shutil
@@ -42,6 +48,7 @@ DERIVATIONS = (
 # may legitimately show shell prompts with "$".
 PAGES = (
     "",
+    "getting-started/",
     "notation/",
     *DERIVATIONS,
     "tutorials/soft-value-iteration/",
@@ -50,13 +57,26 @@ PAGES = (
     "tutorials/cli/",
     "reproduction/",
     "properties/",
+    "benchmarks/",
     "building/",
+    "changelog/",
     *(
         f"api/core/{module}/"
         for module in ("soft", "mdp", "returns", "losses", "dqn", "natural", "munchausen", "sac")
     ),
+    "api/properties/",
 )
-SCREENSHOTS = ("derivations/main-theorem/", "derivations/bandit/")
+# Pages measured at 420 px: all of the above and the adapters API pages (whose
+# shell prompts only keep them out of the raw-TeX check).
+LAYOUT_PAGES = (*PAGES, "api/adapters/", "api/adapters/envs/", "api/adapters/cli/")
+NARROW, DESKTOP = 420, 1280
+SCREENSHOTS = (
+    ("derivations/main-theorem/", DESKTOP),
+    ("derivations/bandit/", DESKTOP),
+    ("derivations/main-theorem/", NARROW),
+    ("getting-started/", NARROW),
+    ("tutorials/custom-loss/", NARROW),
+)
 SCREENSHOT_DIR = REPO / "build" / "docs-screenshots"
 # Flags from the CI recipe: no sandbox (root in a container), no GPU, and no
 # background traffic of any kind; the virtual-time budget lets the page's
@@ -113,6 +133,8 @@ class _Page(html.parser.HTMLParser):
             self.ids.add(attributes["id"])
         for key in ("href", "src"):
             if attributes.get(key) is not None and tag in {"a", "link", "script", "img"}:
+                if tag == "link" and attributes.get("rel") == "canonical":
+                    continue  # the page's published address, not something fetched
                 self.links.append((tag, attributes[key]))
         if tag in _VOID:
             return
@@ -243,17 +265,206 @@ def test_internal_links_resolve(rendered, server, page):
     assert any(tag == "a" for tag, _ in parsed.links)
 
 
-@pytest.mark.parametrize("page", SCREENSHOTS)
-def test_screenshot(server, page, tmp_path):
+@pytest.mark.parametrize(("page", "width"), SCREENSHOTS)
+def test_screenshot(server, page, width, tmp_path):
     base, _ = server
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    target = SCREENSHOT_DIR / (page.strip("/").replace("/", "-") + ".png")
+    target = SCREENSHOT_DIR / (page.strip("/").replace("/", "-") + f"-{width}px.png")
     target.unlink(missing_ok=True)
     result = _chromium(
-        ["--window-size=1280,2400", f"--screenshot={target}", base + page], tmp_path / "profile"
+        [f"--window-size={width},2400", f"--screenshot={target}", base + page],
+        tmp_path / "profile",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     data = target.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{target} is not a PNG"
     # A page of typeset text is far larger than a blank or error page (~10 kB).
     assert len(data) > 50_000, f"{target} is suspiciously small ({len(data)} bytes)"
+
+
+# The probe: loads each page of ?pages=a,b,c in an iframe of ?width= px, waits
+# for KaTeX and the images, measures the layout inside the iframe (same
+# origin) and writes one JSON report into <pre id="report">.
+PROBE_PAGE = "__layout_probe.html"
+PROBE_HTML = r"""<!doctype html>
+<html><head><meta charset="utf-8"><title>layout probe</title></head>
+<body style="margin:0">
+<pre id="report"></pre>
+<script>
+"use strict";
+const params = new URLSearchParams(location.search);
+const pages = params.get("pages").split(",");
+const width = Number(params.get("width"));
+const report = {};
+
+function intersects(a, b) {
+  return a.left < b.right - 0.5 && b.left < a.right - 0.5 &&
+         a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+}
+
+function scrollsSideways(element, win) {
+  for (let node = element.parentElement; node; node = node.parentElement) {
+    const overflow = win.getComputedStyle(node).overflowX;
+    if (overflow === "auto" || overflow === "scroll") return true;
+  }
+  return false;
+}
+
+function measure(win) {
+  const doc = win.document;
+  const content = doc.querySelector(".md-content__inner") || doc.body;
+  const column = content.getBoundingClientRect();
+  const out = {tagOverlaps: [], codeOverflows: [], pageWidth: doc.documentElement.scrollWidth,
+               viewport: win.innerWidth, images: [], brokenImages: [], tags: 0};
+  for (const display of doc.querySelectorAll(".katex-display")) {
+    const tag = display.querySelector(".katex-html > .katex-tag");
+    if (!tag) continue;
+    out.tags += 1;
+    const tagBox = tag.getBoundingClientRect();
+    for (const base of display.querySelectorAll(".katex-html > .katex-base")) {
+      if (intersects(tagBox, base.getBoundingClientRect())) {
+        out.tagOverlaps.push(tag.textContent.trim());
+        break;
+      }
+    }
+  }
+  for (const code of content.querySelectorAll("pre > code")) {
+    if (code.scrollWidth > code.clientWidth + 1) {
+      out.codeOverflows.push("block: " + code.textContent.slice(0, 60));
+    }
+  }
+  // Inline code wraps; each line of it may pass the column's edge only by its
+  // own padding (about 0.3 em), never by a word.
+  for (const code of content.querySelectorAll("code")) {
+    if (code.parentElement.tagName === "PRE" || scrollsSideways(code, win)) continue;
+    for (const fragment of code.getClientRects()) {
+      if (fragment.right > column.right + 8) {
+        out.codeOverflows.push("inline: " + code.textContent.slice(0, 60));
+        break;
+      }
+    }
+  }
+  for (const img of content.querySelectorAll("img")) {
+    const name = img.getAttribute("src");
+    out.images.push(name);
+    if (!img.complete || img.naturalWidth === 0) out.brokenImages.push(name);
+  }
+  return out;
+}
+
+function next(i) {
+  if (i >= pages.length) {
+    document.getElementById("report").textContent = JSON.stringify(report);
+    return;
+  }
+  const frame = document.createElement("iframe");
+  frame.style.width = width + "px";
+  frame.style.height = "900px";
+  frame.style.border = "0";
+  frame.addEventListener("load", () => {
+    // KaTeX typesets on Material's page-load signal; give it and the images time.
+    setTimeout(() => {
+      try {
+        report[pages[i]] = measure(frame.contentWindow);
+      } catch (error) {
+        report[pages[i]] = {error: String(error)};
+      }
+      frame.remove();
+      next(i + 1);
+    }, 3000);
+  });
+  frame.src = "/" + pages[i];
+  document.body.appendChild(frame);
+}
+next(0);
+</script>
+</body></html>
+"""
+
+
+def _probe(server, pages, width: int, profile: Path) -> dict:
+    base, site = server
+    (site / PROBE_PAGE).write_text(PROBE_HTML, encoding="utf-8")
+    url = f"{base}{PROBE_PAGE}?width={width}&pages=" + ",".join(pages)
+    budget = 10_000 + 6_000 * len(pages)
+    result = subprocess.run(
+        [
+            chromium_binary(),
+            *(f for f in CHROMIUM_FLAGS if not f.startswith("--virtual-time-budget")),
+            f"--virtual-time-budget={budget}",
+            f"--window-size={width + 40},1000",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    match = re.search(r'<pre id="report">(.*?)</pre>', result.stdout, re.DOTALL)
+    if result.returncode != 0 or not match or not match.group(1).strip():
+        pytest.fail(f"the layout probe did not report for {pages}: {result.stderr[-2000:]}")
+    return json.loads(html.unescape(match.group(1)))
+
+
+@pytest.fixture(scope="module")
+def narrow_layout(server, tmp_path_factory):
+    """page → layout report at 420 px, two Chromium processes over halves of the pages."""
+    halves = (LAYOUT_PAGES[::2], LAYOUT_PAGES[1::2])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        reports = pool.map(
+            lambda pages: _probe(server, pages, NARROW, tmp_path_factory.mktemp("probe")), halves
+        )
+        merged = {}
+        for report in reports:
+            merged.update(report)
+    return merged
+
+
+def _pages_with_figures(site: Path) -> list[str]:
+    pages = []
+    for path in sorted(site.rglob("index.html")):
+        text = path.read_text(encoding="utf-8")
+        article = text[text.find('class="md-content"') :]
+        if "<img " in article:
+            relative = path.parent.relative_to(site).as_posix()
+            pages.append("" if relative == "." else relative + "/")
+    return pages
+
+
+@pytest.mark.parametrize("page", LAYOUT_PAGES)
+def test_narrow_screen_layout(narrow_layout, page):
+    report = narrow_layout[page]
+    assert "error" not in report, f"{page!r}: the probe failed: {report.get('error')}"
+    assert report["viewport"] == NARROW, report["viewport"]
+    assert not report["tagOverlaps"], (
+        f"{page!r} at {NARROW} px: equation tags overlap their equations: {report['tagOverlaps']}"
+    )
+    assert not report["codeOverflows"], (
+        f"{page!r} at {NARROW} px: code runs out of its column: {report['codeOverflows']}"
+    )
+    assert report["pageWidth"] <= NARROW + 1, (
+        f"{page!r} at {NARROW} px: the page scrolls sideways ({report['pageWidth']} px wide)"
+    )
+    assert not report["brokenImages"], (
+        f"{page!r}: figures that did not load: {report['brokenImages']}"
+    )
+
+
+def test_the_probe_sees_tags_and_figures(narrow_layout):
+    """The probe measured something: the main theorem has its tag, getting started its figures."""
+    assert narrow_layout["derivations/main-theorem/"]["tags"] >= 1
+    assert len(narrow_layout["getting-started/"]["images"]) >= 3
+
+
+def test_every_page_with_a_figure_loads_it(server, tmp_path):
+    _, site = server
+    pages = _pages_with_figures(site)
+    assert "getting-started/" in pages, pages
+    report = _probe(server, pages, DESKTOP, tmp_path / "profile")
+    for page in pages:
+        assert "error" not in report[page], report[page]
+        assert report[page]["images"], f"{page!r}: the probe found no figure"
+        assert not report[page]["brokenImages"], (
+            f"{page!r}: figures that did not load: {report[page]['brokenImages']}"
+        )
