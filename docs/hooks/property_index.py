@@ -76,6 +76,12 @@ def _label_order(label: str) -> tuple[int, int, str]:
     return len(_FAMILIES), 0, label
 
 
+def file_cell(path: str) -> str:
+    """A property file's path as code that may break only after "/" and "_" (long names)."""
+    breakable = path.replace("/", "/<wbr>").replace("_", "_<wbr>")
+    return f"<code>{breakable}</code>"
+
+
 def _escape_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -85,7 +91,7 @@ def render(markdown: str, root: Path) -> str:
 
     def cell(match: re.Match) -> str:
         label, definition = match.group(1), bool(match.group(2))
-        cited = [f"`{path}`" for path, _, labels in rows if label in labels]
+        cited = [file_cell(path) for path, _, labels in rows if label in labels]
         if cited:
             return "<br>".join(cited)
         return "*definition*" if definition else "*none yet*"
@@ -98,7 +104,7 @@ def render(markdown: str, root: Path) -> str:
                 ordered = sorted(labels, key=_label_order)
                 # plain labels: the equation-links hook turns each into a link
                 cited = ", ".join("[DQN-1–3]" if x == "DQN" else f"[{x}]" for x in ordered) or "—"
-                lines.append(f"| `{path}` | {_escape_cell(summary)} | {cited} |")
+                lines.append(f"| {file_cell(path)} | {_escape_cell(summary)} | {cited} |")
             table = "\n".join(lines)
         else:
             table = "*No property file `properties/test_*.py` exists yet.*"

@@ -80,6 +80,7 @@ def test_site_fetches_nothing_from_outside(built_site):
 
 def test_properties_page_lists_every_property_file_and_every_label(built_site):
     page = (built_site / "properties" / "index.html").read_text(encoding="utf-8")
+    page = page.replace("<wbr>", "")  # the file names may break after "/" and "_"
     beyond_the_paper = ["l1", "m1", "m2", "m3", "s1", "s2"]
     for label in [f"e{k}" for k in range(1, 19)] + ["dqn", *beyond_the_paper]:
         assert f'id="{label}"' in page, f"anchor #{label} missing from the properties page"
@@ -164,7 +165,7 @@ def test_property_hook_fills_cells(tmp_path):
     )
     page = "| [E4] | <!-- prop:E4 --> |\n| [E6] | <!-- prop:E6 --> |\n\n<!-- property-files -->\n"
     out = hook.render(page, tmp_path)
-    assert "| [E4] | `properties/test_gibbs.py` |" in out
+    assert "| [E4] | <code>properties/<wbr>test_<wbr>gibbs.py</code> |" in out
     assert "| [E6] | *none yet* |" in out
     defined = hook.render("| [E2] | <!-- prop:E2 definition --> |\n", tmp_path)
     assert defined == "| [E2] | *definition* |\n"
