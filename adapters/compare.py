@@ -206,8 +206,13 @@ def run_compare(
         runs = []
         batched = RunConfig(**run_overrides, algo=spec.algo, seeds=tuple(seeds))
         if resolve_driver(batched) == "jit":
+            from softeq.adapters.jit_driver import jit_default_overrides
             from softeq.adapters.jit_loop import seed_dirname
 
+            # as `softeq train` does: the jitted run's defaults (the learning rate decays
+            # to 0 over the budget) under the shared and the spec's own overrides
+            defaults = jit_default_overrides(spec.algo, env_id, batched.total_steps)
+            algo_config = _base_config(spec, env_id, {**defaults, **shared})
             rel_dir = os.path.join("runs", spec.folder)
             run = batched.replace(run_dir=str(base / rel_dir), driver="jit")
             run = run.replace(num_envs=resolve_num_envs(run, algo_config))
