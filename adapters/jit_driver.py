@@ -10,22 +10,26 @@ does between two host visits is one XLA program:
 
 One *iteration* is, for the on-policy learners (a2c, soft-q), a rollout of
 `num_steps` steps of all N envs (an inner `lax.scan`: act from π_θ, step,
-record) followed by one learner update; for the replay learners (dqn), one
-ε-greedy step of the N envs, the transitions written to an on-device replay
-ring buffer and the learner updates that fall due (`train_every`,
-`learning_starts`), each on an n-step batch sampled uniformly from the buffer,
-with periodic target-network copies.
+record) followed by one learner update; for the replay learners (dqn, mdqn,
+sac-discrete), one behaviour step of the N envs (the entry's `act`: ε-greedy
+for the Q-learners, a draw from the actor for sac-discrete), the transitions
+written to an on-device replay ring buffer and the learner updates that fall
+due (`train_every`, `learning_starts`), each on an n-step batch sampled
+uniformly from the buffer (target networks are the learner's business).
 
-The network, the optimiser and the pure learner update come from the
-algorithm's registry entry (`softeq.adapters.agents.get_algorithm`), exactly
-as the host agents get them, so both drivers compute identical updates on the
-same batch; the entry's `on_policy` flag picks rollouts or replay.
+The network, the optimiser, the pure learner update and, for the replay
+learners, the learner's initial state (`init_learner`), behaviour (`act`) and
+greedy scores (`policy_scores`) come from the algorithm's registry entry
+(`softeq.adapters.agents.get_algorithm`), exactly as the host agents get
+them, so both drivers compute identical updates on the same batch; the
+entry's `on_policy` flag picks rollouts or replay.
 
 Time limits are not terminal: rollouts fold γ·V(final observation) into the
 reward of each truncated transition with `softeq.core.bootstrap_truncations`
 (V from the parameters the update starts from) before building the `Rollout`;
 the replay stores each transition's own next observation (the final one where
-the episode ended), and `dqn_targets` bootstraps a truncated window from it.
+the episode ended), and the replay learners' targets bootstrap a truncated
+window from it.
 
 Every function here is written for one seed; `softeq.adapters.jit_loop` maps
 them over seeds with `jax.vmap` and lays the seed axis over devices.
@@ -52,6 +56,7 @@ import jax.numpy as jnp
 from softeq.adapters import jax_envs
 from softeq.adapters.agents import actor_critic, dqn
 from softeq.adapters.agents.config import DQNConfig
+from softeq.adapters.agents.registry import Algorithm
 from softeq.adapters.replay import NStepBatch
 from softeq.core import bootstrap_truncations
 
@@ -121,20 +126,26 @@ class ActorCriticTrainState(NamedTuple):
     updates: jax.Array
 
 
-class DQNTrainState(NamedTuple):
-    """One seed's dqn run between two iterations; fields as `ActorCriticTrainState`, plus
+class ReplayTrainState(NamedTuple):
+    """One seed's replay-learner run between two iterations; fields as `ActorCriticTrainState`,
+    plus
 
-    learner: `dqn.DQNLearnerState` (online and target parameters, optimiser).
+    learner: the entry's learner state (`init_learner`; for dqn and mdqn
+      `dqn.DQNLearnerState`: online and target parameters, optimiser).
     replay: the `DeviceReplay`.
     """
 
-    learner: dqn.DQNLearnerState
+    learner: Any
     replay: DeviceReplay
     env: jax_envs.JaxEnvState
     obs: jax.Array
     key: jax.Array
     env_steps: jax.Array
     updates: jax.Array
+
+
+#: The name the replay state had when dqn was the only replay learner.
+DQNTrainState = ReplayTrainState
 
 
 class IterationLog(NamedTuple):
@@ -238,8 +249,7 @@ def device_replay_sample(
 
 def linear_epsilon(env_steps: jax.Array, config: DQNConfig) -> jax.Array:
     """ε after `env_steps` transitions, as `dqn.linear_epsilon` (`[]` float32)."""
-    fraction = jnp.clip(env_steps.astype(jnp.float32) / config.epsilon_decay_steps, 0.0, 1.0)
-    return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
+    return dqn.scheduled_epsilon(env_steps, config=config)
 
 
 # --------------------------------------------------------------------------------------
@@ -252,7 +262,7 @@ class EvalSettings:
     """How `JitProgram.evaluate` acts and ends episodes.
 
     episodes: evaluation episodes per call (each on its own fresh env copy).
-    policy: "greedy" (argmax), "sample" (draw from π_θ; a2c and soft-q) or
+    policy: "greedy" (argmax), "sample" (draw from the learned policy, if any) or
       "epsilon" (ε-greedy with `epsilon`).
     epsilon: ε of the "epsilon" policy.
     max_episode_steps: an episode reaching this many steps ends there with its
@@ -283,8 +293,8 @@ class JitProgram:
     """The pure functions of one algorithm on one JAX-native env, for one seed.
 
     Args:
-      algo: "a2c", "soft-q" or "dqn".
-      config: the algorithm's config (`A2CConfig`, `SoftQConfig`, `DQNConfig`).
+      algo: a registered algorithm name (`softeq.adapters.agents.ALGORITHMS`).
+      config: the algorithm's config (`config_for(algo)`).
       env_id: one of `softeq.adapters.jax_envs.JAX_ENV_IDS`.
       num_envs: N, environments stepped together.
       torso: "mlp", "minatar" or "nature"; None picks the one that fits the observations.
@@ -292,7 +302,7 @@ class JitProgram:
 
     Attributes:
       env: the `JaxVectorEnv`.
-      network: the haiku network (`make_actor_critic` or `make_q_network`).
+      network: the haiku network of the registry entry.
       optimizer: the optax optimiser.
       learner_update: the agent's pure learner update, as the host agent uses it.
       steps_per_iteration: env transitions per iteration (N·num_steps or N).
@@ -320,6 +330,7 @@ class JitProgram:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"`num_envs` must be an integer >= 1, got {num_envs!r}.")
         self.algo = algo
+        self.entry: Algorithm = entry
         self.config = config
         self.num_envs = num_envs
         self.on_policy = entry.on_policy
@@ -360,12 +371,11 @@ class JitProgram:
         return self.config.num_steps if self.on_policy else 1
 
     def _policy_scores(self, params: hk.Params, obs: jax.Array) -> jax.Array:
-        """Logits (on-policy) or Q-values (replay learners) `[N, A]`; argmax is greedy."""
-        out = self.network.apply(params, obs)
-        return out[0] if self.on_policy else out
+        """The entry's `policy_scores` `[N, A]` (logits or Q-values); argmax is greedy."""
+        return self.entry.policy_scores(self.network.apply, params, obs)
 
     # ---------------------------------------------------------------- init
-    def init(self, seed: jax.Array | int) -> ActorCriticTrainState | DQNTrainState:
+    def init(self, seed: jax.Array | int) -> ActorCriticTrainState | ReplayTrainState:
         """Fresh parameters, optimiser, envs (and replay) of one seed (traceable in `seed`).
 
         The parameters are those of the host agents for the same seed: the
@@ -380,15 +390,14 @@ class JitProgram:
         if self.on_policy:
             learner = actor_critic.LearnerState(params, self.optimizer.init(params))
             return ActorCriticTrainState(learner, env_state, obs, key, zero, zero)
-        target = jax.tree.map(jnp.copy, params)
-        learner = dqn.DQNLearnerState(params, target, self.optimizer.init(params), zero)
+        learner = self.entry.init_learner(params, self.optimizer, config=self.config)
         replay = device_replay_init(
             capacity=self.config.replay_capacity,
             num_envs=self.num_envs,
             observation_shape=self.env.observation_shape,
             observation_dtype=self.env.observation_dtype,
         )
-        return DQNTrainState(learner, replay, env_state, obs, key, zero, zero)
+        return ReplayTrainState(learner, replay, env_state, obs, key, zero, zero)
 
     # ---------------------------------------------------------------- actor-critic
     def collect_rollout(
@@ -450,8 +459,8 @@ class JitProgram:
         )
         return state, log, (rollout if keep_batch else None)
 
-    # ---------------------------------------------------------------- dqn
-    def _dqn_templates(self, state: DQNTrainState):
+    # ---------------------------------------------------------------- replay learners
+    def _replay_templates(self, state: ReplayTrainState):
         """Zero-filled learner metrics and batch, the shapes one update produces and uses."""
         batch = jax.eval_shape(self._sample, state.replay, wrap_key(state.key))
         _, metrics = jax.eval_shape(self.learner_update, state.learner, batch)
@@ -463,7 +472,7 @@ class JitProgram:
             replay, key, batch_size=self.config.batch_size, n=self.config.n_step
         )
 
-    def _dqn_iteration(self, state: DQNTrainState, index: jax.Array, keep_batch: bool):
+    def _replay_iteration(self, state: ReplayTrainState, index: jax.Array, keep_batch: bool):
         c = self.config
         # The schedule (ε, learning_starts, train_every) follows the iteration number,
         # which all seeds share: passed unbatched, it keeps the update loop a plain loop
@@ -471,14 +480,15 @@ class JitProgram:
         before = index * self.num_envs
         after = before + self.num_envs
         key, act_key, env_key, sample_key = jax.random.split(wrap_key(state.key), 4)
-        epsilon = linear_epsilon(before, c)
-        explore_key, action_key = jax.random.split(act_key)
-        greedy = jnp.argmax(self._policy_scores(state.learner.params, state.obs), axis=-1)
-        random_actions = jax.random.randint(
-            action_key, (self.num_envs,), 0, self.env.num_actions, jnp.int32
+        actions = self.entry.act(
+            self.network.apply,
+            state.learner.params,
+            act_key,
+            state.obs,
+            before,
+            config=c,
+            num_actions=self.env.num_actions,
         )
-        explore = jax.random.uniform(explore_key, (self.num_envs,)) < epsilon
-        actions = jnp.where(explore, random_actions, greedy.astype(jnp.int32))
         env_state, step = self.env.step(env_key, state.env, actions)
         replay = device_replay_add(
             state.replay,
@@ -500,11 +510,13 @@ class JitProgram:
             metrics = {name: jnp.asarray(v, jnp.float32) for name, v in metrics.items()}
             return (learner, metrics, batch) if keep_batch else (learner, metrics)
 
-        zero_metrics, zero_batch = self._dqn_templates(state)
+        zero_metrics, zero_batch = self._replay_templates(state)
         carry = (state.learner, zero_metrics) + ((zero_batch,) if keep_batch else ())
         learner, metrics, *last_batch = jax.lax.fori_loop(0, due, update, carry)
-        metrics["epsilon"] = linear_epsilon(after, c)
-        state = DQNTrainState(
+        if self.entry.behaviour_metrics is not None:
+            extra = self.entry.behaviour_metrics(after, config=c)
+            metrics.update({name: jnp.asarray(v, jnp.float32) for name, v in extra.items()})
+        state = ReplayTrainState(
             learner,
             replay,
             env_state,
@@ -535,15 +547,15 @@ class JitProgram:
     def iteration_with_batch(self, state, index: jax.Array | None = None, *, keep_batch=True):
         """`iteration`, also returning the batch its (last) learner update consumed.
 
-        Returns `(state, log, batch)`: the `Rollout` (a2c, soft-q) or the
-        `NStepBatch` of the last update (dqn; zeros when none ran); None
-        when `keep_batch` is False.
+        Returns `(state, log, batch)`: the `Rollout` (on-policy learners) or
+        the `NStepBatch` of the last update (replay learners; zeros when none
+        ran); None when `keep_batch` is False.
         """
         if self.on_policy:
             return self._actor_critic_iteration(state, keep_batch)
         if index is None:
             index = state.env_steps // self.steps_per_iteration
-        return self._dqn_iteration(state, jnp.asarray(index, jnp.int32), keep_batch)
+        return self._replay_iteration(state, jnp.asarray(index, jnp.int32), keep_batch)
 
     def train_chunk(self, state, num_iterations: jax.Array, first_index: jax.Array, *, length: int):
         """Runs `num_iterations` (≤ `length`, traced) iterations in one `lax.while_loop`.

@@ -1,4 +1,9 @@
-"""Agents of paper §6: A2C (naive/proper entropy), A2C-matched soft Q-learning, (soft) DQN.
+"""Agents: paper §6 (A2C, A2C-matched soft Q-learning, (soft) DQN) and beyond (M-DQN, SAC).
+
+The paper's agents are A2C with a naive or proper entropy bonus, A2C-matched
+soft Q-learning and DQN with hard or soft targets; beyond the paper come
+Munchausen DQN (`mdqn`) and soft actor-critic for discrete actions with
+automatic temperature (`sac-discrete`, once registered).
 
 Every agent is one entry of the algorithm registry
 (`softeq.adapters.agents.registry`): its config class, defaults per env
@@ -6,10 +11,12 @@ family, network, optimiser, pure learner update and host-loop agent. Both
 training drivers build agents only through the registry, so no code outside
 an algorithm's own module and its registry entry switches on its name.
 
-`make_agent` returns the host-loop agent, an object with the methods the
-host loop drives (`init`, `act`, `act_greedy`, `act_eval`, `observe`); all
-mutable state lives in the NamedTuple those methods pass around, made of jax
-and numpy arrays only, so a checkpoint of its leaves captures a run exactly.
+`make_agent` returns the host-loop agent (for the replay learners beyond
+the paper a `ReplayAgent` built from the entry's pure functions), an object
+with the methods the host loop drives (`init`, `act`, `act_greedy`,
+`act_eval`, `observe`); all mutable state lives in the NamedTuple those
+methods pass around, made of jax and numpy arrays only, so a checkpoint of
+its leaves captures a run exactly.
 The learner update is a jitted pure function built from `softeq.core` losses
 and targets, data-parallel over `jax.local_devices()` (see
 `softeq.adapters.parallel`); it is exposed as `agent.learner_update`. The
@@ -35,7 +42,7 @@ from softeq.adapters.agents.actor_critic import (
     soft_q_batch_loss,
     soft_q_gradients,
 )
-from softeq.adapters.agents.config import A2CConfig, DQNConfig, SoftQConfig
+from softeq.adapters.agents.config import A2CConfig, DQNConfig, MunchausenDQNConfig, SoftQConfig
 from softeq.adapters.agents.dqn import DQNAgent, DQNLearnerState, DQNState, dqn_loss, dqn_targets
 from softeq.adapters.agents.registry import (
     ENV_FAMILIES,
@@ -47,6 +54,7 @@ from softeq.adapters.agents.registry import (
     env_family,
     get_algorithm,
 )
+from softeq.adapters.agents.replay_agent import ReplayAgent, ReplayAgentState
 
 TORSOS = ("nature", "minatar", "mlp")
 #: The registered algorithm names, in registration order.
@@ -65,6 +73,9 @@ __all__ = [
     "DQNLearnerState",
     "DQNState",
     "LearnerState",
+    "MunchausenDQNConfig",
+    "ReplayAgent",
+    "ReplayAgentState",
     "Rollout",
     "SoftQConfig",
     "a2c_batch_loss",

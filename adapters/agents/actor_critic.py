@@ -91,6 +91,11 @@ def forward(apply, params, obs):
     return logits.reshape((*lead, logits.shape[-1])), values.reshape(lead)
 
 
+def policy_logits(apply, params, obs):
+    """The policy logits `[N, A]` of observations `[N, …]` (argmax: the greedy action)."""
+    return apply(params, obs)[0]
+
+
 def a2c_batch_loss(logits, values, rollout: Rollout, *, config, entropy: str):
     """Mean over environments of `softeq.core.a2c_loss` with π̄ ≡ 1.
 

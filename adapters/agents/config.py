@@ -180,6 +180,129 @@ class DQNConfig:
             )
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MunchausenDQNConfig(DQNConfig):
+    """Munchausen DQN [M1] (Vieillard, Pietquin & Geist 2020): DQN's fields, plus α and l0.
+
+    The target of each replayed transition adds ατ·clip(ln π(a|s), l0, 0) to the
+    reward and bootstraps with the entropy-bonus soft value of the target
+    network (`softeq.core.munchausen_targets`), π = softmax(Q̄/τ). The defaults
+    τ = 0.03, α = 0.9 and l0 = −1 are those of the reference implementation
+    (google-research/munchausen_rl); two JAX ports use l0 = −1000, which
+    practically switches the clip off (a flag value, since no field takes −inf).
+
+    `target` must stay "soft-entropy" (the bootstrap of [M1]; α = 0 is then
+    soft-entropy DQN) and `n_step` must stay 1: the Munchausen term is a
+    one-step construction, and no n-step form is implemented.
+    """
+
+    target: str = "soft-entropy"
+    temperature: float = 0.03
+    alpha: float = 0.9
+    log_policy_clip: float = -1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.target != "soft-entropy":
+            raise ConfigFieldError(
+                "target",
+                f"`target` of Munchausen DQN must be 'soft-entropy' (it bootstraps with the "
+                f"entropy-bonus soft value), got {self.target!r}.",
+            )
+        if self.n_step != 1:
+            raise ConfigFieldError(
+                "n_step",
+                f"`n_step` of Munchausen DQN must be 1 (its targets are one-step; no n-step "
+                f"form is implemented), got {self.n_step!r}.",
+            )
+        _check_float("alpha", self.alpha, low=0.0, high=1.0)
+        clip = self.log_policy_clip
+        number = isinstance(clip, int | float) and not isinstance(clip, bool)
+        if not (number and math.isfinite(clip) and clip <= 0.0):
+            raise ConfigFieldError(
+                "log_policy_clip",
+                f"`log_policy_clip` must be a finite number <= 0 (a lower bound on ln π; "
+                f"-1000 practically switches the clip off), got {clip!r}.",
+            )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SACDiscreteConfig:
+    """Soft actor-critic for discrete actions [S1]–[S2] (Christodoulou 2019), entropy convention.
+
+    Twin critics q_1, q_2 regress (summed mean squared errors) on
+    `softeq.core.sac_critic_targets` from target critics; the actor minimises
+    `softeq.core.sac_actor_loss` (an exact expectation over actions); ln α
+    follows `softeq.core.auto_temperature_loss` with Adam toward the target
+    entropy ρ·ln|A|. Counts are in environment transitions except
+    `target_update_every`, which counts learner updates: every that many
+    updates the target critics move by `target_update_rate` toward the online
+    ones (1.0: a hard copy, as Christodoulou and CleanRL do; e.g. 0.005 with
+    `target_update_every=1`: Polyak averaging).
+
+    `target_entropy_ratio` ρ: 0.98 is Christodoulou's choice, 0.89 CleanRL's.
+    Too high a target is the most reported failure of discrete SAC: an entropy
+    near ln|A| is reached only by a near-uniform policy, so α keeps growing and
+    the agent acts almost at random. `n_step` must stay 1 (no n-step form is
+    implemented).
+    """
+
+    learning_rate: float = 3e-4
+    actor_learning_rate: float = 3e-4
+    temperature_learning_rate: float = 3e-4
+    adam_eps: float = 1e-4
+    discount: float = 0.99
+    n_step: int = 1
+    replay_capacity: int = 100_000
+    batch_size: int = 64
+    learning_starts: int = 20_000
+    train_every: int = 4
+    target_update_every: int = 2_000
+    target_update_rate: float = 1.0
+    initial_temperature: float = 1.0
+    target_entropy_ratio: float = 0.98
+    max_grad_norm: float = 10.0
+
+    def __post_init__(self):
+        _check_float("learning_rate", self.learning_rate, low=0.0, open_low=True)
+        _check_float("actor_learning_rate", self.actor_learning_rate, low=0.0, open_low=True)
+        _check_float(
+            "temperature_learning_rate", self.temperature_learning_rate, low=0.0, open_low=True
+        )
+        _check_float("adam_eps", self.adam_eps, low=0.0)
+        _check_float("discount", self.discount, low=0.0, high=1.0)
+        _check_int("n_step", self.n_step, minimum=1)
+        if self.n_step != 1:
+            raise ConfigFieldError(
+                "n_step",
+                f"`n_step` of discrete SAC must be 1 (no n-step form is implemented), "
+                f"got {self.n_step!r}.",
+            )
+        _check_int("replay_capacity", self.replay_capacity, minimum=2)
+        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("learning_starts", self.learning_starts, minimum=0)
+        _check_int("train_every", self.train_every, minimum=1)
+        _check_int("target_update_every", self.target_update_every, minimum=1)
+        _check_float(
+            "target_update_rate", self.target_update_rate, low=0.0, high=1.0, open_low=True
+        )
+        _check_float("initial_temperature", self.initial_temperature, low=0.0, open_low=True)
+        ratio = self.target_entropy_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0.0 < ratio < 1.0:
+            raise ConfigFieldError(
+                "target_entropy_ratio",
+                f"`target_entropy_ratio` must lie in (0, 1) (the target entropy is ρ·ln|A|; "
+                f"0.98 and 0.89 are the published choices), got {ratio!r}.",
+            )
+        _check_float("max_grad_norm", self.max_grad_norm, low=0.0, open_low=True)
+        if self.batch_size > self.replay_capacity:
+            raise ConfigFieldError(
+                "batch_size",
+                f"`batch_size` must be <= `replay_capacity` ({self.replay_capacity}), "
+                f"got {self.batch_size}.",
+            )
+
+
 # CartPole and other small control tasks: tuned so that A2C and soft-Q (with the
 # same hyperparameters, as §6.3 requires) reach a mean return >= 475 quickly. With
 # 32 envs, CartPole-v1 seeds 0/1/2 reach a mean of the last 20 returns >= 475 after

@@ -123,23 +123,69 @@ def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: 
     return loss, metrics
 
 
-def make_learner_update(apply, optimizer: optax.GradientTransformation, *, config: DQNConfig):
-    """The pure learner update `(DQNLearnerState, NStepBatch) -> (DQNLearnerState, metrics)`."""
+def learner_update_for(loss):
+    """`make_learner_update` for a Q-learner whose loss is `loss(params, target_params, batch, *,
+    apply, config) -> (loss, metrics)`: the same optimiser step and periodic target copy as DQN.
+    """
 
-    def learner_update(learner: DQNLearnerState, batch: replay.NStepBatch):
-        grads, metrics = jax.grad(dqn_loss, has_aux=True)(
-            learner.params, learner.target_params, batch, apply=apply, config=config
-        )
-        updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
-        params = optax.apply_updates(learner.params, updates)
-        count = learner.updates + 1
-        target_params = optax.periodic_update(
-            params, learner.target_params, count, config.target_update_every
-        )
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        return DQNLearnerState(params, target_params, opt_state, count), metrics
+    def make(apply, optimizer: optax.GradientTransformation, *, config):
+        def learner_update(learner: DQNLearnerState, batch: replay.NStepBatch):
+            grads, metrics = jax.grad(loss, has_aux=True)(
+                learner.params, learner.target_params, batch, apply=apply, config=config
+            )
+            updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
+            params = optax.apply_updates(learner.params, updates)
+            count = learner.updates + 1
+            target_params = optax.periodic_update(
+                params, learner.target_params, count, config.target_update_every
+            )
+            metrics["grad_norm"] = optax.tree.norm(grads)
+            return DQNLearnerState(params, target_params, opt_state, count), metrics
 
-    return learner_update
+        return learner_update
+
+    return make
+
+
+#: The pure learner update `(DQNLearnerState, NStepBatch) -> (DQNLearnerState, metrics)`,
+#: built as `make_learner_update(apply, optimizer, *, config)`.
+make_learner_update = learner_update_for(dqn_loss)
+
+
+def init_learner(params: hk.Params, optimizer: optax.GradientTransformation, *, config):
+    """The learner state of fresh `params`: a target copy, the optimiser state, 0 updates."""
+    del config
+    target = jax.tree.map(jnp.copy, params)
+    return DQNLearnerState(params, target, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+
+def q_values(apply, params: hk.Params, obs: jax.Array) -> jax.Array:
+    """The scores `[N, A]` whose argmax is the greedy action: the Q-values themselves."""
+    return apply(params, obs)
+
+
+def scheduled_epsilon(env_steps: jax.Array, *, config) -> jax.Array:
+    """ε after `env_steps` transitions as `linear_epsilon`, traceable (`[]` float32)."""
+    fraction = jnp.clip(env_steps.astype(jnp.float32) / config.epsilon_decay_steps, 0.0, 1.0)
+    return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
+
+
+def epsilon_greedy_act(apply, params, key, obs, env_steps, *, config, num_actions: int):
+    """ε-greedy behaviour actions `[N]` int32 at ε = `scheduled_epsilon(env_steps)` (traceable).
+
+    `key` is this step's typed PRNG key; `env_steps` the `[]` int transitions done so far.
+    """
+    epsilon = scheduled_epsilon(env_steps, config=config)
+    explore_key, action_key = jax.random.split(key)
+    greedy = jnp.argmax(q_values(apply, params, obs), axis=-1)
+    random_actions = jax.random.randint(action_key, (obs.shape[0],), 0, num_actions, jnp.int32)
+    explore = jax.random.uniform(explore_key, (obs.shape[0],)) < epsilon
+    return jnp.where(explore, random_actions, greedy.astype(jnp.int32))
+
+
+def epsilon_metrics(env_steps: jax.Array, *, config) -> dict[str, jax.Array]:
+    """What ε-greedy behaviour logs beside the learner's metrics: ε for the next action."""
+    return {"epsilon": scheduled_epsilon(env_steps, config=config)}
 
 
 def make_network(num_actions: int, *, torso: str, config: DQNConfig) -> hk.Transformed:

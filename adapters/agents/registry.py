@@ -24,7 +24,7 @@ from typing import Any
 import haiku as hk
 import optax
 
-from softeq.adapters.agents import actor_critic, dqn
+from softeq.adapters.agents import actor_critic, dqn, mdqn, replay_agent
 from softeq.adapters.agents.config import (
     CONTROL_ACTOR_CRITIC,
     CONTROL_DQN,
@@ -32,6 +32,7 @@ from softeq.adapters.agents.config import (
     MINATAR_DQN,
     A2CConfig,
     DQNConfig,
+    MunchausenDQNConfig,
     SoftQConfig,
 )
 
@@ -70,6 +71,17 @@ class Algorithm:
       make_agent: `(config, *, network, num_actions, observation_shape,
         observation_dtype, num_envs, devices) -> agent` for the host loop.
       reference: where the method comes from.
+      policy_scores: `(apply, params, obs) -> [N, A]`, the scores whose argmax
+        is the greedy action (Q-values, or policy logits) and, for a
+        `stochastic_policy`, whose softmax is the learned policy.
+      init_learner: replay learners: `(params, optimizer, *, config) -> learner
+        state` of freshly initialised network parameters; the state has a
+        `params` field holding the network's parameters.
+      act: replay learners: `(apply, params, key, obs [N, …], env_steps, *,
+        config, num_actions) -> actions [N] int32`, the behaviour policy
+        (traceable; `env_steps` is the `[]` int count of transitions so far).
+      behaviour_metrics: replay learners, optional: `(env_steps, *, config) ->
+        dict of [] arrays` logged beside the learner's metrics (e.g. ε).
     """
 
     name: str
@@ -84,6 +96,10 @@ class Algorithm:
     make_learner_update: Callable[..., Callable]
     make_agent: Callable[..., Any]
     reference: str
+    policy_scores: Callable[..., Any]
+    init_learner: Callable[..., Any] | None = None
+    act: Callable[..., Any] | None = None
+    behaviour_metrics: Callable[..., Any] | None = None
 
     def default_config(self, env_id: str, **overrides: Any) -> Any:
         """The config for `env_id`'s family, with `overrides` applied (validated)."""
@@ -113,6 +129,10 @@ def register(algorithm: Algorithm) -> Algorithm:
     missing = sorted(set(ENV_FAMILIES) - set(algorithm.num_envs))
     if missing:
         raise ValueError(f"`num_envs` of {algorithm.name!r} lacks the families {missing}.")
+    if not algorithm.on_policy:
+        lacking = [f for f in ("init_learner", "act") if getattr(algorithm, f) is None]
+        if lacking:
+            raise ValueError(f"replay learner {algorithm.name!r} needs {lacking}.")
     _REGISTRY[algorithm.name] = algorithm
     return algorithm
 
@@ -176,6 +196,7 @@ register(
         make_learner_update=actor_critic.learner_update_for(actor_critic.a2c_gradients),
         make_agent=actor_critic.agent_for(actor_critic.a2c_gradients),
         reference="Mnih et al. 2016 (A3C), synchronous form; arXiv:1704.06440 §6.1",
+        policy_scores=actor_critic.policy_logits,
     )
 )
 
@@ -195,6 +216,7 @@ register(
         make_learner_update=actor_critic.learner_update_for(actor_critic.soft_q_gradients),
         make_agent=actor_critic.agent_for(actor_critic.soft_q_gradients),
         reference="arXiv:1704.06440 §6.3",
+        policy_scores=actor_critic.policy_logits,
     )
 )
 
@@ -212,5 +234,30 @@ register(
         make_learner_update=dqn.make_learner_update,
         make_agent=dqn.DQNAgent,
         reference="Mnih et al. 2015; arXiv:1704.06440 §6.2",
+        policy_scores=dqn.q_values,
+        init_learner=dqn.init_learner,
+        act=dqn.epsilon_greedy_act,
+        behaviour_metrics=dqn.epsilon_metrics,
+    )
+)
+
+register(
+    Algorithm(
+        name="mdqn",
+        summary="Munchausen DQN [M1]: DQN whose target adds ατ·clip(ln π(a|s), l0, 0)",
+        config_class=MunchausenDQNConfig,
+        defaults=MappingProxyType({"control": CONTROL_DQN, "minatar": MINATAR_DQN, "atari": {}}),
+        num_envs=MappingProxyType({"control": 4, "minatar": 16, "atari": 8}),
+        on_policy=False,
+        stochastic_policy=False,
+        make_network=dqn.make_network,
+        make_optimizer=dqn.make_dqn_optimizer,
+        make_learner_update=mdqn.make_learner_update,
+        make_agent=replay_agent.agent_for("mdqn"),
+        reference="Vieillard, Pietquin & Geist 2020, arXiv:2007.14430",
+        policy_scores=dqn.q_values,
+        init_learner=dqn.init_learner,
+        act=dqn.epsilon_greedy_act,
+        behaviour_metrics=dqn.epsilon_metrics,
     )
 )
