@@ -3,7 +3,7 @@
 The paper's agents are A2C with a naive or proper entropy bonus, A2C-matched
 soft Q-learning and DQN with hard or soft targets; beyond the paper come
 Munchausen DQN (`mdqn`) and soft actor-critic for discrete actions with
-automatic temperature (`sac-discrete`, once registered).
+automatic temperature (`sac-discrete`).
 
 Every agent is one entry of the algorithm registry
 (`softeq.adapters.agents.registry`): its config class, defaults per env
@@ -42,7 +42,13 @@ from softeq.adapters.agents.actor_critic import (
     soft_q_batch_loss,
     soft_q_gradients,
 )
-from softeq.adapters.agents.config import A2CConfig, DQNConfig, MunchausenDQNConfig, SoftQConfig
+from softeq.adapters.agents.config import (
+    A2CConfig,
+    DQNConfig,
+    MunchausenDQNConfig,
+    SACDiscreteConfig,
+    SoftQConfig,
+)
 from softeq.adapters.agents.dqn import DQNAgent, DQNLearnerState, DQNState, dqn_loss, dqn_targets
 from softeq.adapters.agents.registry import (
     ENV_FAMILIES,
@@ -77,6 +83,7 @@ __all__ = [
     "ReplayAgent",
     "ReplayAgentState",
     "Rollout",
+    "SACDiscreteConfig",
     "SoftQConfig",
     "a2c_batch_loss",
     "a2c_gradients",

@@ -24,15 +24,18 @@ from typing import Any
 import haiku as hk
 import optax
 
-from softeq.adapters.agents import actor_critic, dqn, mdqn, replay_agent
+from softeq.adapters.agents import actor_critic, dqn, mdqn, replay_agent, sac_discrete
 from softeq.adapters.agents.config import (
     CONTROL_ACTOR_CRITIC,
     CONTROL_DQN,
+    CONTROL_SAC_DISCRETE,
     MINATAR_ACTOR_CRITIC,
     MINATAR_DQN,
+    MINATAR_SAC_DISCRETE,
     A2CConfig,
     DQNConfig,
     MunchausenDQNConfig,
+    SACDiscreteConfig,
     SoftQConfig,
 )
 
@@ -259,5 +262,28 @@ register(
         init_learner=dqn.init_learner,
         act=dqn.epsilon_greedy_act,
         behaviour_metrics=dqn.epsilon_metrics,
+    )
+)
+
+register(
+    Algorithm(
+        name="sac-discrete",
+        summary="soft actor-critic for discrete actions [S1]–[S2]: twin critics, exact actor "
+        "loss, automatic temperature toward ρ·ln|A|",
+        config_class=SACDiscreteConfig,
+        defaults=MappingProxyType(
+            {"control": CONTROL_SAC_DISCRETE, "minatar": MINATAR_SAC_DISCRETE, "atari": {}}
+        ),
+        num_envs=MappingProxyType({"control": 4, "minatar": 16, "atari": 8}),
+        on_policy=False,
+        stochastic_policy=True,
+        make_network=sac_discrete.make_network,
+        make_optimizer=sac_discrete.make_optimizer,
+        make_learner_update=sac_discrete.make_learner_update,
+        make_agent=replay_agent.agent_for("sac-discrete"),
+        reference="Christodoulou 2019, arXiv:1910.07207; Haarnoja et al. 2018, arXiv:1812.05905",
+        policy_scores=sac_discrete.actor_logits,
+        init_learner=sac_discrete.init_learner,
+        act=sac_discrete.sample_act,
     )
 )
