@@ -60,8 +60,12 @@ class ReplayAgent:
       config: the algorithm's config (has `batch_size`, `replay_capacity`,
         `n_step`, `learning_starts`, `train_every`).
       algorithm: the registry entry (`softeq.adapters.agents.Algorithm`).
-      network, num_actions, observation_shape, observation_dtype, num_envs,
-        devices: as `softeq.adapters.agents.make_agent` passes them.
+      network: the haiku network of the entry.
+      num_actions: size of the discrete action set.
+      observation_shape: shape of one observation.
+      observation_dtype: dtype of observations.
+      num_envs: number of parallel environments the agent acts in.
+      devices: devices for the data-parallel learner; `jax.local_devices()` when None.
     """
 
     def __init__(
