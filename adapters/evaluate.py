@@ -51,10 +51,20 @@ def evaluate_checkpoint(
       ConfigError: an override is not allowed (it names the flag, e.g.
         `--eval-policy`, the value and the allowed values).
     """
+    from softeq.adapters import jit_loop
     from softeq.adapters.envs import make_vector_env
 
     if episodes < 1:
         raise ValueError(f"`episodes` must be >= 1, got {episodes!r}.")
+    if jit_loop.is_jit_run(path):  # every seed of the run, inside its program
+        return jit_loop.evaluate_checkpoint(
+            path,
+            episodes=episodes,
+            seed=seed,
+            policy=policy,
+            epsilon=epsilon,
+            max_episode_steps=max_episode_steps,
+        )
     agent, state, run, _, payload, ckpt_path = load_agent_from_checkpoint(path)
     overrides = {
         "eval_policy": policy,

@@ -52,9 +52,12 @@ from softeq.adapters.jit_driver import EvalSettings, JitProgram, chunk_iteration
 from softeq.adapters.logger import MetricsLogger
 from softeq.adapters.loop import Interrupted, NonFiniteError, _StopFlag
 from softeq.adapters.run_config import (
+    CONFIG_FILENAME,
     RunConfig,
+    config_dicts_to_objects,
     configs_to_dict,
     format_configs,
+    read_config_json,
     resolve_eval_protocol,
     resolve_num_envs,
     resolve_seeds,
@@ -163,6 +166,32 @@ class SeededProgram:
         seeds = jax.device_put(np.asarray(self.seeds, np.int32), self.batched)
         return self._call("init", seeds)
 
+    def restore(self, leaves: Sequence[np.ndarray]):
+        """The state whose flat leaves a checkpoint holds, laid over the mesh.
+
+        The structure, shapes and dtypes come from tracing `init` (nothing is
+        compiled); a checkpoint of another program is refused.
+        """
+        seeds = jax.ShapeDtypeStruct((len(self.seeds),), jnp.int32)
+        template = jax.eval_shape(jax.vmap(self.program.init), seeds)
+        shapes, treedef = jax.tree.flatten(template)
+        leaves = list(leaves)
+        if len(leaves) != len(shapes):
+            raise ckpt_lib.CheckpointError(
+                f"the checkpoint holds {len(leaves)} arrays but this program's state has "
+                f"{len(shapes)}: was it written by another algorithm or config?"
+            )
+        arrays = []
+        for leaf, shape in zip(leaves, shapes, strict=True):
+            leaf = np.asarray(leaf)
+            if leaf.shape != shape.shape or leaf.dtype != shape.dtype:
+                raise ckpt_lib.CheckpointError(
+                    f"checkpoint array {leaf.shape}/{leaf.dtype} does not match the program's "
+                    f"{shape.shape}/{shape.dtype}"
+                )
+            arrays.append(jax.device_put(leaf, self.batched))
+        return jax.tree.unflatten(treedef, arrays)
+
     def train_chunk(self, state, num_iterations: int, first_index: int):
         """`num_iterations` (≤ chunk_length) iterations of every seed (the state is donated).
 
@@ -172,9 +201,12 @@ class SeededProgram:
         first = jax.device_put(np.asarray(first_index, np.int32), self.replicated)
         return self._call("train_chunk", state, n, first)
 
-    def evaluate(self, params, eval_index: int):
-        """Evaluation episodes of every seed: `(returns, lengths, capped)`, each `[S, E]`."""
-        keys = eval_keys(self.seeds, eval_index)
+    def evaluate(self, params, eval_index: int, *, keys: np.ndarray | None = None):
+        """Evaluation episodes of every seed: `(returns, lengths, capped)`, each `[S, E]`.
+
+        `keys` (`[S, key]` raw keys) replaces the run's keys of evaluation `eval_index`.
+        """
+        keys = eval_keys(self.seeds, eval_index) if keys is None else keys
         return self._call("evaluate", params, jax.device_put(keys, self.batched))
 
     def eval_args(self, params):
@@ -455,7 +487,6 @@ def train(
     out(format_configs(run, algo_config))
     save_run_configs(run_dir, run, algo_config)
 
-    state = seeded.init()
     iterations = eval_index = 0
     final_evals: list[dict | None] = [None] * len(seeds)
     episodes = [0] * len(seeds)
@@ -464,7 +495,7 @@ def train(
     if loaded is not None:
         payload, path = loaded
         _check_payload(payload, path, run, seeds, num_envs)
-        state = ckpt_lib.restore_like(state, payload["state"])
+        state = seeded.restore(payload["state"])
         loop_state = payload["loop"]
         iterations, eval_index = int(loop_state["iterations"]), int(loop_state["eval_index"])
         final_evals = list(loop_state["final_evals"])
@@ -472,6 +503,8 @@ def train(
         logger_states = list(payload["loggers"])
         last_ckpt = path
         out(f"resumed from {path} at env step {iterations * per_iteration} (exact state)")
+    else:
+        state = seeded.init()
 
     # A learner row per chunk at least: thousands of per-update rows cost more in
     # TensorBoard writes than the training itself.
@@ -642,3 +675,78 @@ def _check_payload(payload: dict, path: Path, run: RunConfig, seeds, num_envs: i
             f"{path} was written with {payload['num_envs']} envs but this run uses "
             f"{num_envs}; resume with --num-envs {payload['num_envs']}"
         )
+
+
+# --------------------------------------------------------------------------------------
+# Evaluating a saved jitted run.
+# --------------------------------------------------------------------------------------
+
+
+def run_folder_of(path: str | os.PathLike) -> Path | None:
+    """The run folder of a run folder, its `checkpoints/` folder or a checkpoint file."""
+    p = Path(path)
+    for candidate in (p, p.parent, p.parent.parent):
+        if (candidate / CONFIG_FILENAME).is_file():
+            return candidate
+    return None
+
+
+def is_jit_run(path: str | os.PathLike) -> bool:
+    """Whether `path` (run folder, checkpoint folder or file) belongs to a jitted run."""
+    folder = run_folder_of(path)
+    saved = read_config_json(folder) if folder is not None else None
+    return bool(saved) and saved.get("run", {}).get("driver") == "jit"
+
+
+def evaluate_checkpoint(
+    path: str | os.PathLike,
+    *,
+    episodes: int = 10,
+    seed: int = 12345,
+    policy: str | None = None,
+    epsilon: float | None = None,
+    max_episode_steps: int | None = None,
+) -> dict[str, Any]:
+    """`softeq.adapters.evaluate.evaluate_checkpoint` for a jitted run: every seed, one program.
+
+    Each of the run's seeds plays `episodes` episodes on fresh env copies,
+    keyed by `seed` (stream 1 + i of `seed` for the run's i-th seed), under
+    the saved evaluation protocol unless overridden. The summary pools the
+    episodes of all seeds; `per_seed` holds each seed's mean return.
+    """
+    if episodes < 1:
+        raise ValueError(f"`episodes` must be >= 1, got {episodes!r}.")
+    payload, ckpt_path = ckpt_lib.resolve_checkpoint(path)
+    if payload.get("driver") != "jit":
+        raise ckpt_lib.CheckpointError(f"{ckpt_path} was not written by the jitted driver")
+    run, algo_config = config_dicts_to_objects(payload["config"])
+    overrides = {
+        "eval_policy": policy,
+        "eval_epsilon": epsilon,
+        "eval_max_episode_steps": max_episode_steps,
+    }
+    run = run.replace(
+        eval_episodes=episodes, **{k: v for k, v in overrides.items() if v is not None}
+    )
+    protocol = resolve_eval_protocol(run)
+    seeds = resolve_seeds(run)
+    seeded = SeededProgram(build_program(run, algo_config), seeds, chunk_length=1)
+    state = seeded.restore(payload["state"])
+    keys = np.stack([np.asarray(stream_key(int(seed), 1 + i)) for i in range(len(seeds))])
+    returns, lengths, capped = jax.device_get(seeded.evaluate(state.learner.params, 0, keys=keys))
+    return {
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "length_mean": float(lengths.mean()),
+        "episodes": int(returns.size),
+        "capped": int(capped.sum()),
+        "returns": returns.reshape(-1),
+        "per_seed": {int(s): float(returns[i].mean()) for i, s in enumerate(seeds)},
+        "policy": protocol.policy,
+        "epsilon": protocol.epsilon,
+        "max_episode_steps": protocol.max_episode_steps,
+        "checkpoint": str(ckpt_path),
+        "env_steps": int(payload["loop"]["env_steps"]),
+        "algo": run.algo,
+        "env_id": run.env_id,
+    }

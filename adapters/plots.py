@@ -252,4 +252,7 @@ def plot_folder(path: str | os.PathLike) -> list[Path]:
         return [*plot_compare(p), *write_summary(p)]
     if (p / "metrics.csv").exists():
         return [plot_run(p)]
+    seed_runs = sorted(m.parent for m in p.glob("seed-*/metrics.csv"))  # a jitted run's seeds
+    if seed_runs:
+        return [plot_run(run) for run in seed_runs]
     raise FileNotFoundError(f"{str(p)!r} holds neither {COMPARE_MANIFEST} nor metrics.csv")

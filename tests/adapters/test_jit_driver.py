@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from softeq.adapters import checkpoint as ck
-from softeq.adapters import jit_loop
+from softeq.adapters import cli, jit_loop
 from softeq.adapters.agents import default_config, make_agent
 from softeq.adapters.jit_driver import (
     EvalSettings,
@@ -206,7 +206,7 @@ def test_dqn_update_is_the_host_agents_update(shift_seeds):
 # --------------------------------------------------------------------------------------
 
 
-def test_a2c_learns_cartpole_with_seeds_in_one_program_run_in_chunks(tmp_path, shift_seeds):
+def test_a2c_learns_cartpole_with_seeds_in_one_program_run_in_chunks(tmp_path, shift_seeds, capsys):
     """5 seeds × 100k steps (32 envs × 8 steps) through `jit_loop.train`, 4 chunks.
 
     Score: greedy evaluation, 10 episodes per seed, after training. Measured
@@ -254,6 +254,13 @@ def test_a2c_learns_cartpole_with_seeds_in_one_program_run_in_chunks(tmp_path, s
     saved = [step for step, _ in ck.list_checkpoints(tmp_path / "run" / "checkpoints")]
     assert saved == [51_200, 76_800, 100_096]  # every chunk, the newest three kept
 
+    # `softeq evaluate` and `softeq plot` take the run folder of a jitted run.
+    assert cli.main(["evaluate", run.run_dir, "--episodes", "2"]) == 0
+    assert "over 10 episodes (greedy policy, seed 12345)" in capsys.readouterr().out
+    assert cli.main(["plot", run.run_dir]) == 0
+    for s in seeds:
+        assert (tmp_path / "run" / f"seed-{s}" / "training.png").stat().st_size > 0
+
 
 def test_soft_q_learns_cartpole_with_seeds_in_one_program(shift_seeds):
     """5 seeds × 100k steps, as the a2c test; greedy evaluation, 10 episodes per seed.
@@ -287,10 +294,20 @@ def test_dqn_learns_cartpole_with_seeds_in_one_program(shift_seeds):
 
 def test_minatar_runs_for_every_algorithm_through_the_cli(tmp_path):
     """A few thousand Breakout-MinAtar steps per algorithm (the three run side by side)."""
+    # Evaluation is compiled and checked once (a2c): each MinAtar program costs seconds.
     extra = {
-        "a2c": [],
-        "soft-q": [],
-        "dqn": ["--learning-starts", "512", "--replay-capacity", "4096", "--batch-size", "16"],
+        "a2c": ["--eval-episodes", "2"],
+        "soft-q": ["--eval-episodes", "0"],
+        "dqn": [
+            "--eval-episodes",
+            "0",
+            "--learning-starts",
+            "512",
+            "--replay-capacity",
+            "4096",
+            "--batch-size",
+            "16",
+        ],
     }
     procs = {}
     for algo, flags in extra.items():
@@ -304,8 +321,6 @@ def test_minatar_runs_for_every_algorithm_through_the_cli(tmp_path):
             "2048",
             "--num-envs",
             "8",
-            "--eval-episodes",
-            "2",
             "--checkpoint-every",
             "1024",
             "--no-progress",
@@ -323,10 +338,11 @@ def test_minatar_runs_for_every_algorithm_through_the_cli(tmp_path):
     for algo, proc in procs.items():
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
-        assert "1 seed(s) in one program" in out and "evaluation return" in out
+        assert "1 seed(s) in one program" in out
         summary = jit_loop.read_summary(tmp_path / algo)
         assert summary["env_id"] == "Breakout-MinAtar" and summary["env_steps"] >= 2048
-        assert summary["seeds"]["0"]["final_eval_episodes"] == 2
+        evaluated = summary["seeds"]["0"]["final_eval_episodes"]
+        assert evaluated == (2 if algo == "a2c" else None)
         metrics = read_metrics(tmp_path / algo / "seed-0")
         assert "learner/loss" in metrics and np.isfinite(metrics["learner/loss"][1]).all()
         assert "train/episode_return" in metrics
@@ -408,6 +424,52 @@ def test_sigkill_mid_checkpoint_then_resume_ends_bit_for_bit_like_an_uninterrupt
             summaries[0]["seeds"][s]["final_eval_return"]
             == (summaries[1]["seeds"][s]["final_eval_return"])
         )
+
+
+def test_sigterm_saves_a_checkpoint_and_stops_with_status_130(tmp_path, shift_seeds):
+    run_dir = tmp_path / "run"
+    argv = [
+        str(SOFTEQ),
+        "train",
+        "--env",
+        ENV,
+        "--seed",
+        str(shift_seeds(9)[0]),
+        "--num-envs",
+        "4",
+        "--total-steps",
+        "100000000",
+        "--checkpoint-every",
+        "4096",
+        "--eval-episodes",
+        "0",
+        "--no-progress",
+        "--run-dir",
+        str(run_dir),
+    ]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while not ck.list_checkpoints(run_dir / "checkpoints"):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "timed out waiting for a checkpoint"
+            time.sleep(0.01)
+        first = ck.list_checkpoints(run_dir / "checkpoints")[0][0]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == cli.EXIT_INTERRUPTED, err
+    assert "stopped by signal" in err and "continue with --resume" in err
+    payload, path = ck.resolve_checkpoint(run_dir)
+    # saved at the end of the chunk in progress (the first one's, if the signal came
+    # between that checkpoint and the check of the flag)
+    assert payload["loop"]["env_steps"] >= first and path.name in err
+    assert not (run_dir / jit_loop.SUMMARY_FILENAME).exists()  # the run did not finish
 
 
 _SHARDING_SCRIPT = """
