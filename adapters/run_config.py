@@ -560,8 +560,7 @@ def resolve_num_envs(run: RunConfig, algo_config: Any) -> int:
     """`run.num_envs`, or the algorithm's default when it is 0.
 
     The default comes from the algorithm config's `num_envs` field when it has one,
-    else from `agents.default_num_envs(algo, env_id)`, else 16 for Atari
-    actor-critic methods and 8 otherwise.
+    else from the registry (`agents.default_num_envs(algo, env_id)`, per env family).
     """
     if run.num_envs > 0:
         return run.num_envs
@@ -570,11 +569,7 @@ def resolve_num_envs(run: RunConfig, algo_config: Any) -> int:
         return default
     from softeq.adapters import agents
 
-    if hasattr(agents, "default_num_envs"):
-        return int(agents.default_num_envs(run.algo, run.env_id))
-    if is_atari(run.env_id) and run.algo in ("a2c", "soft-q"):
-        return 16
-    return 8
+    return int(agents.default_num_envs(run.algo, run.env_id))
 
 
 def check_batch_compatibility(num_envs: int, algo: str, algo_config: Any) -> None:
@@ -585,8 +580,10 @@ def check_batch_compatibility(num_envs: int, algo: str, algo_config: Any) -> Non
     """
     import jax
 
+    from softeq.adapters.agents import get_algorithm
+
     devices = jax.local_device_count()
-    if algo in ("a2c", "soft-q"):
+    if get_algorithm(algo).on_policy:
         if num_envs % devices:
             raise ConfigError(
                 "--num-envs",
