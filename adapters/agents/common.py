@@ -41,9 +41,13 @@ def flat_dot(a, b) -> jax.Array:
 
 
 def cosine(a, b) -> jax.Array:
-    """Cosine similarity of two pytrees of identical structure, as flattened vectors."""
+    """Cosine similarity of two pytrees of identical structure, as flattened vectors.
+
+    Clipped to [−1, 1]: for nearly parallel float32 gradients the rounded ratio
+    can exceed 1 by a few ulps (seen: 1.0000000186).
+    """
     norm = jnp.sqrt(flat_dot(a, a) * flat_dot(b, b))
-    return flat_dot(a, b) / jnp.maximum(norm, jnp.finfo(norm.dtype).tiny)
+    return jnp.clip(flat_dot(a, b) / jnp.maximum(norm, jnp.finfo(norm.dtype).tiny), -1.0, 1.0)
 
 
 def new_key(seed: int) -> np.ndarray:
