@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from softeq.adapters import checkpoint as ck
 from softeq.adapters import cli, jit_loop
@@ -424,6 +425,26 @@ def test_sigkill_mid_checkpoint_then_resume_ends_bit_for_bit_like_an_uninterrupt
             summaries[0]["seeds"][s]["final_eval_return"]
             == (summaries[1]["seeds"][s]["final_eval_return"])
         )
+
+
+@pytest.mark.parametrize(
+    ("argv", "pieces"),
+    [
+        (["--env", "ALE/Pong-v5", "--driver", "jit"], ["--driver", "jitted Atari path"]),
+        (["--env", "ALE/Pong-v5", "--backend", "gymnax"], ["--backend", "gymnax has no"]),
+        (["--env", "Breakout-MinAtar", "--backend", "gymnasium"], ["only in gymnax"]),
+        (["--env", "Breakout-MinAtar", "--driver", "host"], ["--driver", "host", "jitted"]),
+        (["--driver", "host", "--seeds", "0", "1"], ["--seeds", "[0, 1]", "softeq compare"]),
+        (["--seeds", "3", "3"], ["--seeds", "each seed at most once"]),
+        (["--driver", "warp"], ["--driver", "'warp'", "auto|jit|host"]),
+        (["--video"], ["--video", "jitted driver records no videos"]),
+    ],
+)
+def test_combinations_that_cannot_run_are_refused_by_name(tmp_path, capsys, argv, pieces):
+    status = cli.main(["train", *argv, "--run-dir", str(tmp_path / "run")])
+    assert status == cli.EXIT_USAGE
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and all(p in line for p in pieces), line
 
 
 def test_sigterm_saves_a_checkpoint_and_stops_with_status_130(tmp_path, shift_seeds):
