@@ -473,10 +473,10 @@ def _train_jit(run: RunConfig, algo_config: Any, *, resume: bool, stop_after: in
                 f"({int(fe['episodes'])} episodes, {protocol}{_capped_text(fe.get('capped', 0))})"
             )
         print(line)
-    compile_s = sum(result.compile_s.values())
     print(
         f"steps per second: {result.sps:,.0f} per seed, {result.total_sps:,.0f} in all "
-        f"(training only; compilation {compile_s:.1f} s); wall time {result.wall_s:.1f} s"
+        f"(training only; compilation {result.compile_wall_s:.1f} s); "
+        f"wall time {result.wall_s:.1f} s"
     )
     run_dir = Path(run.run_dir)
     print(f"config:     {run_dir / CONFIG_FILENAME}")

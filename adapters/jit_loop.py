@@ -98,6 +98,7 @@ class SeededProgram:
 
     Attributes:
       compile_s: seconds spent compiling each function, by name.
+      compile_wall_s: seconds of all compilation.
       trace_counts: how often each per-seed function has been traced.
     """
 
@@ -115,8 +116,10 @@ class SeededProgram:
         self.mesh = seed_mesh(len(self.seeds), devices)
         self.batched = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(SEED_AXIS))
         self.replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        self._init = lambda seed: _strongly_typed(program.init(seed))
+        self._state_shapes = None
         self._counters = {
-            "init": common.TraceCounter(program.init),
+            "init": common.TraceCounter(self._init),
             "train_chunk": common.TraceCounter(
                 lambda state, n, first: program.train_chunk(
                     state, n, first, length=self.chunk_length
@@ -140,26 +143,62 @@ class SeededProgram:
         }
         self._compiled: dict[str, Any] = {}
         self.compile_s: dict[str, float] = {}
+        self.compile_wall_s = 0.0
 
     @property
     def trace_counts(self) -> dict[str, int]:
         return {name: counter.count for name, counter in self._counters.items()}
 
     def _call(self, name: str, *args):
-        compiled = self._compiled.get(name)
-        if compiled is None:
-            start = time.perf_counter()
-            compiled = self._jitted[name].lower(*args).compile()
-            self.compile_s[name] = time.perf_counter() - start
-            self._compiled[name] = compiled
-        return compiled(*args)
-
-    def compile(self, name: str, *args) -> None:
-        """Compile `name` for `args` now (so that its time is not counted as training)."""
         if name not in self._compiled:
+            self.compile_all({name: args})
+        return self._compiled[name](*args)
+
+    def compile_all(self, calls: dict[str, tuple]) -> None:
+        """Compile the named functions for their example arguments, one after another.
+
+        Arguments may be arrays or `jax.ShapeDtypeStruct`s (`state_shapes`,
+        `chunk_shapes`, ...), so a program compiles before any state exists.
+        (Compiling them in threads side by side was slower here: on two busy
+        cores three XLA compilations in parallel took 25 s against 13 s.)
+        """
+        for name, args in calls.items():
+            if name in self._compiled:
+                continue
             start = time.perf_counter()
             self._compiled[name] = self._jitted[name].lower(*args).compile()
             self.compile_s[name] = time.perf_counter() - start
+            self.compile_wall_s += self.compile_s[name]
+
+    def compile(self, name: str, *args) -> None:
+        """Compile `name` for `args` now (so that its time is not counted as training)."""
+        self.compile_all({name: args})
+
+    def _shapes(self, tree):
+        return jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.batched), tree
+        )
+
+    def state_shapes(self):
+        """Shapes, dtypes and shardings of the seeds' state (traced, not computed)."""
+        if self._state_shapes is None:  # traced here once, outside the trace counters
+            seeds = jax.ShapeDtypeStruct((len(self.seeds),), jnp.int32)
+            self._state_shapes = self._shapes(jax.eval_shape(jax.vmap(self._init), seeds))
+        return self._state_shapes
+
+    def chunk_shapes(self):
+        """Example arguments of `train_chunk` for `compile_all`."""
+        count = jax.ShapeDtypeStruct((), jnp.int32, sharding=self.replicated)
+        return self.state_shapes(), count, count
+
+    def eval_shapes(self):
+        """Example arguments of `evaluate` for `compile_all`."""
+        keys = self._shapes(jax.ShapeDtypeStruct(eval_keys(self.seeds, 0).shape, jnp.uint32))
+        return self.state_shapes().learner.params, keys
+
+    def init_shapes(self):
+        """Example arguments of `init` for `compile_all`."""
+        return (jax.ShapeDtypeStruct((len(self.seeds),), jnp.int32, sharding=self.batched),)
 
     def init(self):
         """Every seed's fresh state, `[S, ...]` leaves sharded over the mesh."""
@@ -172,9 +211,7 @@ class SeededProgram:
         The structure, shapes and dtypes come from tracing `init` (nothing is
         compiled); a checkpoint of another program is refused.
         """
-        seeds = jax.ShapeDtypeStruct((len(self.seeds),), jnp.int32)
-        template = jax.eval_shape(jax.vmap(self.program.init), seeds)
-        shapes, treedef = jax.tree.flatten(template)
+        shapes, treedef = jax.tree.flatten(self.state_shapes())
         leaves = list(leaves)
         if len(leaves) != len(shapes):
             raise ckpt_lib.CheckpointError(
@@ -209,13 +246,14 @@ class SeededProgram:
         keys = eval_keys(self.seeds, eval_index) if keys is None else keys
         return self._call("evaluate", params, jax.device_put(keys, self.batched))
 
-    def eval_args(self, params):
-        keys = jax.device_put(eval_keys(self.seeds, 0), self.batched)
-        return params, keys
 
-    def chunk_args(self, state):
-        zero = jax.device_put(np.asarray(0, np.int32), self.replicated)
-        return state, zero, zero
+def _strongly_typed(tree):
+    """`tree` with every weakly typed leaf made strong (same dtype and values).
+
+    gymnax builds a few state fields from Python numbers; a state restored from
+    a checkpoint has none of that, and a compiled program accepts one typing.
+    """
+    return jax.tree.map(lambda x: jax.lax.convert_element_type(x, x.dtype), tree)
 
 
 def eval_keys(seeds: Sequence[int], eval_index: int) -> np.ndarray:
@@ -245,6 +283,7 @@ class JitTrainResult:
       sps: env steps per second of one seed, training time only (no
         compilation, evaluation, logging or checkpointing); NaN if nothing ran.
       compile_s: seconds of compilation, by function.
+      compile_wall_s: seconds of all compilation.
       wall_s: wall-clock seconds of this call.
       finished: True if the step budget was reached.
       devices: the number of devices the seeds were spread over.
@@ -262,6 +301,7 @@ class JitTrainResult:
     checkpoint: Path | None
     sps: float
     compile_s: dict[str, float]
+    compile_wall_s: float
     wall_s: float
     finished: bool
     devices: int
@@ -277,13 +317,13 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
     """The content of `summary.json`.
 
     Top level: driver, env, algo, backend, num_envs, devices, env steps,
-    `sps_total`, `compile_s` (by function and total), `wall_s`, `finished`;
+    `sps_total`, `compile_s` (by function, and their total), `wall_s`, `finished`;
     `seeds`: `{"<seed>": {"final_eval_return", "final_eval_std",
     "final_eval_episodes", "recent_return", "episodes", "updates", "env_steps",
     "sps", "wall_s", "compile_s"}}` — seeds share the program, so they share its
     time figures.
     """
-    compile_total = float(sum(result.compile_s.values()))
+    compile_total = float(result.compile_wall_s)
     seeds = {}
     for i, seed in enumerate(result.seeds):
         fe = result.final_evals[i]
@@ -503,7 +543,14 @@ def train(
         logger_states = list(payload["loggers"])
         last_ckpt = path
         out(f"resumed from {path} at env step {iterations * per_iteration} (exact state)")
-    else:
+    # Everything compiles before the clock starts: the train time below is the device's.
+    programs = {"train_chunk": seeded.chunk_shapes()}
+    if loaded is None:
+        programs["init"] = seeded.init_shapes()
+    if run.eval_episodes > 0:
+        programs["evaluate"] = seeded.eval_shapes()
+    seeded.compile_all(programs)
+    if loaded is None:
         state = seeded.init()
 
     # A learner row per chunk at least: thousands of per-update rows cost more in
@@ -571,10 +618,7 @@ def train(
         file=sys.stderr,
         desc=f"{run.algo} {run.env_id} seeds {','.join(map(str, seeds))}",
     )
-    # Compile before the clock starts: the train time below is the device's alone.
-    seeded.compile("train_chunk", *seeded.chunk_args(state))
-    if run.eval_episodes > 0:
-        seeded.compile("evaluate", *seeded.eval_args(state.learner.params))
+
     train_s = 0.0
     trained_steps = 0
     next_ckpt = (env_steps() // run.checkpoint_every + 1) * run.checkpoint_every
@@ -644,6 +688,7 @@ def train(
         checkpoint=last_ckpt,
         sps=sps,
         compile_s=dict(seeded.compile_s),
+        compile_wall_s=seeded.compile_wall_s,
         wall_s=time.perf_counter() - call_start,
         finished=finished,
         devices=int(seeded.mesh.size),
