@@ -426,8 +426,17 @@ class JitProgram:
             step, (state.env, state.obs, wrap_key(state.key)), None, length=c.num_steps
         )
         t, n = actions.shape
-        final_obs = steps.final_obs.reshape((t * n, *steps.final_obs.shape[2:]))
-        v_final = apply(params, final_obs)[1].reshape((t, n))
+        if t <= self.env.max_episode_steps:
+            # An episode that hits its time limit is that long, so each env truncates at
+            # most once in a rollout no longer than the limit: one value per env, of the
+            # final observation at its truncation (any step where it has none), costs a
+            # forward pass of N observations instead of N·T.
+            step_of = jnp.argmax(steps.truncated, axis=0)  # [N]
+            final_obs = steps.final_obs[step_of, jnp.arange(n)]
+            v_final = jnp.broadcast_to(apply(params, final_obs)[1], (t, n))
+        else:
+            final_obs = steps.final_obs.reshape((t * n, *steps.final_obs.shape[2:]))
+            v_final = apply(params, final_obs)[1].reshape((t, n))
         discounts = c.discount * (1.0 - steps.terminated.astype(jnp.float32))
         rewards, discounts = jax.vmap(bootstrap_truncations, in_axes=1, out_axes=1)(
             steps.reward, discounts, steps.truncated.astype(jnp.float32), v_final

@@ -114,28 +114,39 @@ def test_actor_critic_update_is_the_host_agents_update(shift_seeds):
 
 
 def test_truncated_steps_bootstrap_from_the_final_observation(shift_seeds):
-    """A rollout whose first step hits CartPole's time limit folds γ·V(s_final) into r."""
+    """Envs that hit CartPole's time limit at different steps fold γ·V(s_final) into r.
+
+    Envs 0-2 start 1, 4 and 7 steps before the 500-step limit, env 3 far from it.
+    """
     (seed,) = shift_seeds(4)
     config = _config("a2c", 40_000)
     program = JitProgram("a2c", config, env_id=ENV, num_envs=4)
     state = jax.jit(program.init)(seed)
     env = state.env
-    near_limit = env.env.replace(time=jnp.full((4,), 499, jnp.int32))
-    length = jnp.full((4,), 499, jnp.int32)
-    state = state._replace(env=env._replace(env=near_limit, episode_length=length))
+    elapsed = jnp.asarray([499, 496, 493, 10], jnp.int32)
+    state = state._replace(
+        env=env._replace(env=env.env.replace(time=elapsed), episode_length=elapsed)
+    )
     _, rollout, steps = jax.jit(program.collect_rollout)(state)
-    assert steps.truncated[0].all() and not steps.terminated[0].any()
-    assert (steps.episode_lengths[0] == 500).all()
-    _, v_final = program.network.apply(state.learner.params, steps.final_obs[0])
+    truncated, terminated = np.asarray(steps.truncated), np.asarray(steps.terminated)
+    assert [np.flatnonzero(truncated[:, n]).tolist() for n in range(4)] == [[0], [3], [6], []]
+    assert not (truncated & terminated).any()
+    np.testing.assert_array_equal(steps.episode_lengths[truncated], 500)
     gamma = config.discount
-    np.testing.assert_allclose(rollout.rewards[:, 0], 1.0 + gamma * v_final, rtol=1e-6)
-    np.testing.assert_array_equal(rollout.discounts[:, 0], 0.0)
+    _, v_final = program.network.apply(state.learner.params, steps.final_obs[truncated])
+    rewards, discounts = rollout.rewards.T, rollout.discounts.T  # [T, N]
+    np.testing.assert_allclose(rewards[truncated], 1.0 + gamma * v_final, rtol=1e-6)
+    np.testing.assert_array_equal(discounts[truncated], 0.0)
+    np.testing.assert_array_equal(rewards[~truncated], 1.0)
+    np.testing.assert_allclose(discounts[~truncated], gamma * (1.0 - terminated[~truncated]))
     # The next episode's first observation is what the next step acts on, not s_final.
-    np.testing.assert_array_equal(rollout.obs[:, 1], steps.obs[0])
-    assert not np.allclose(steps.obs[0], steps.final_obs[0])
-    later = ~np.asarray(steps.terminated[1:]).T
-    np.testing.assert_allclose(rollout.discounts[:, 1:][later], gamma)
-    np.testing.assert_array_equal(rollout.rewards[:, 1:], 1.0)
+    np.testing.assert_array_equal(rollout.obs[0, 1], steps.obs[0, 0])
+    assert not np.allclose(steps.obs[0, 0], steps.final_obs[0, 0])
+    # One value per env (the shortcut for rollouts within the limit) = a value per step.
+    program.env.max_episode_steps = 0  # as if every rollout were longer than the limit
+    _, every_step, _ = jax.jit(program.collect_rollout)(state)
+    np.testing.assert_allclose(every_step.rewards, rollout.rewards, rtol=1e-6)
+    np.testing.assert_array_equal(every_step.discounts, rollout.discounts)
 
 
 def test_device_replay_windows_hold_their_own_next_observations():
