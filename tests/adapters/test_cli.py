@@ -219,9 +219,12 @@ def test_compare_on_cartpole_writes_curves_and_summary(tmp_path):
     assert rows["a2c"]["seeds"] == "2" and rows["soft-q"]["seeds"] == "2"
     assert -1.0 <= float(rows["soft-q"]["cosine_median"]) <= 1.0
     assert rows["a2c"]["cosine_count"] == "0"
-    for spec in ("a2c", "soft-q"):
-        for seed in (0, 1):
-            assert (out / "runs" / spec / f"seed{seed}" / "metrics.csv").exists()
+    # CartPole runs inside a program: each spec's seeds are one jitted run, seed-<s> folders
+    manifest = json.loads((out / "compare.json").read_text())
+    for spec in manifest["specs"]:
+        assert spec["runs"] == [f"runs/{spec['label']}/seed-{s}" for s in (0, 1)]
+        for run in spec["runs"]:
+            assert (out / run / "metrics.csv").exists()
     # `plot` redraws from the folder.
     pl = _softeq("plot", out)
     assert pl.returncode == 0, pl.stderr
