@@ -286,6 +286,8 @@ class JitTrainResult:
       compile_wall_s: seconds of all compilation.
       wall_s: wall-clock seconds of this call.
       finished: True if the step budget was reached.
+      diverged_at: per seed, the env step of its first non-finite learner loss, or
+        None (set only by `keep_going_when_diverged`).
       devices: the number of devices the seeds were spread over.
       trace_counts: how often each per-seed function was traced (1 each: one
         compilation per program).
@@ -304,6 +306,7 @@ class JitTrainResult:
     compile_wall_s: float
     wall_s: float
     finished: bool
+    diverged_at: list[int | None]
     devices: int
     trace_counts: dict[str, int]
 
@@ -319,7 +322,7 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
     Top level: driver, env, algo, backend, num_envs, devices, env steps,
     `sps_total`, `compile_s` (by function, and their total), `wall_s`, `finished`;
     `seeds`: `{"<seed>": {"final_eval_return", "final_eval_std",
-    "final_eval_episodes", "recent_return", "episodes", "updates", "env_steps",
+    "final_eval_episodes", "recent_return", "diverged_at", "episodes", "updates", "env_steps",
     "sps", "wall_s", "compile_s"}}` — seeds share the program, so they share its
     time figures.
     """
@@ -332,6 +335,7 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
             "final_eval_std": None if fe is None else fe["return_std"],
             "final_eval_episodes": None if fe is None else fe["episodes"],
             "recent_return": _json_float(result.recent_returns[i]),
+            "diverged_at": result.diverged_at[i],
             "episodes": int(result.episodes[i]),
             "updates": int(result.updates[i]),
             "env_steps": int(result.env_steps),
@@ -413,6 +417,21 @@ def _log_chunk(
     return counts
 
 
+def _first_nonfinite(logs: Any, rows: int) -> dict[int, int]:
+    """`{seed index: env step}` of each seed's first non-finite learner loss in a chunk."""
+    updated = np.asarray(logs.updated)[:, :rows]
+    env_steps = np.asarray(logs.env_steps)[:, :rows]
+    found: dict[int, int] = {}
+    for name, values in logs.learner.items():
+        if "loss" not in name:
+            continue
+        bad = updated & ~np.isfinite(np.asarray(values)[:, :rows])
+        for s, k in np.argwhere(bad):
+            step = int(env_steps[s, k])
+            found[int(s)] = min(step, found.get(int(s), step))
+    return found
+
+
 def _check_finite(logs: Any, rows: int, seeds: Sequence[int]) -> None:
     updated = np.asarray(logs.updated)[:, :rows]
     env_steps = np.asarray(logs.env_steps)[:, :rows]
@@ -483,6 +502,7 @@ def train(
     resume: bool = False,
     stop_after_steps: int | None = None,
     devices: Sequence[jax.Device] | None = None,
+    keep_going_when_diverged: bool = False,
     out: Callable[[str], None] = print,
 ) -> JitTrainResult:
     """Train every seed of `run` as one jitted program; see the module docstring.
@@ -494,10 +514,14 @@ def train(
       stop_after_steps: stop (with a checkpoint) at the first chunk boundary at
         or after this many env steps per seed; `resume=True` continues later.
       devices: devices the seeds are laid over (`jax.local_devices()` when None).
+      keep_going_when_diverged: a seed whose learner loss becomes non-finite is
+        recorded as diverged (env step in `diverged_at`) and the other seeds go on;
+        an experiment counts divergence as an outcome (`softeq reproduce`).
       out: where status lines go.
 
     Raises:
-      NonFiniteError: a learner loss became non-finite.
+      NonFiniteError: a learner loss became non-finite (unless
+        `keep_going_when_diverged`).
       Interrupted: SIGINT/SIGTERM arrived; a checkpoint was saved first.
     """
     if not run.run_dir:
@@ -530,6 +554,7 @@ def train(
     iterations = eval_index = 0
     final_evals: list[dict | None] = [None] * len(seeds)
     episodes = [0] * len(seeds)
+    diverged_at: list[int | None] = [None] * len(seeds)
     logger_states: list[Any] = [None] * len(seeds)
     last_ckpt: Path | None = None
     if loaded is not None:
@@ -540,6 +565,7 @@ def train(
         iterations, eval_index = int(loop_state["iterations"]), int(loop_state["eval_index"])
         final_evals = list(loop_state["final_evals"])
         episodes = [int(e) for e in loop_state["episodes"]]
+        diverged_at = list(loop_state.get("diverged_at", diverged_at))
         logger_states = list(payload["loggers"])
         last_ckpt = path
         out(f"resumed from {path} at env step {iterations * per_iteration} (exact state)")
@@ -581,12 +607,13 @@ def train(
                 "eval_index": eval_index,
                 "final_evals": final_evals,
                 "episodes": episodes,
+                "diverged_at": diverged_at,
             },
             "loggers": [logger.state() for logger in loggers],
         }
 
     def save_checkpoint() -> Path:
-        if not _all_finite(state.learner):
+        if not keep_going_when_diverged and not _all_finite(state.learner):
             raise NonFiniteError(
                 f"non-finite values in the parameters at env step {env_steps()}; the run is "
                 f"stopped and the last good checkpoint is kept"
@@ -634,7 +661,13 @@ def train(
                 train_s += time.perf_counter() - start
                 trained_steps += rows * per_iteration
                 iterations += rows
-                _check_finite(logs, rows, seeds)
+                if keep_going_when_diverged:
+                    for index, step in _first_nonfinite(logs, rows).items():
+                        if diverged_at[index] is None:
+                            diverged_at[index] = step
+                            out(f"seed {seeds[index]} diverged at env step {step}; others go on")
+                else:
+                    _check_finite(logs, rows, seeds)
                 counts = _log_chunk(
                     loggers,
                     logs,
@@ -691,6 +724,7 @@ def train(
         compile_wall_s=seeded.compile_wall_s,
         wall_s=time.perf_counter() - call_start,
         finished=finished,
+        diverged_at=diverged_at,
         devices=int(seeded.mesh.size),
         trace_counts=seeded.trace_counts,
     )
