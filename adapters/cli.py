@@ -175,8 +175,8 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
         "--driver",
         "driver",
         "auto|jit|host",
-        "jit: the whole run as one XLA program (gymnax envs); host: the Python loop; "
-        "auto: jit wherever the env runs inside a program",
+        "jit: the whole run as one XLA program (gymnax envs; ALE games through ale_py's "
+        "XLA interface); host: the Python loop; auto: jit for gymnax envs, host for the rest",
     )
     if not compare:
         add(
@@ -399,9 +399,44 @@ def _prepare_run_dir(run: RunConfig, algo_config: Any, *, resume: bool, force: b
 
 
 # ------------------------------------------------------------------ subcommand: train
+def _join_processes(ns: argparse.Namespace) -> bool:
+    """Joins `jax.distributed` when a multi-process flag is given; True if it did.
+
+    Runs before any other JAX work, as `jax.distributed.initialize` requires.
+    """
+    flags = {
+        "--coordinator-address": ns.coordinator_address,
+        "--num-processes": ns.num_processes,
+        "--process-id": ns.process_id,
+    }
+    if not ns.distributed and all(v is None for v in flags.values()):
+        return False
+    if ns.num_processes is not None and ns.num_processes < 1:
+        raise ConfigError("--num-processes", ns.num_processes, "allowed: >= 1")
+    if ns.process_id is not None and not (
+        0 <= ns.process_id < (ns.num_processes if ns.num_processes is not None else 2**31)
+    ):
+        raise ConfigError(
+            "--process-id", ns.process_id, f"allowed: 0 .. {(ns.num_processes or 2**31) - 1}"
+        )
+    from softeq.adapters import distributed
+
+    try:
+        distributed.initialize(
+            coordinator_address=ns.coordinator_address,
+            num_processes=ns.num_processes,
+            process_id=ns.process_id,
+        )
+    except ValueError as exc:
+        raise ConfigError("--coordinator-address", ns.coordinator_address, str(exc)) from None
+    return True
+
+
 def cmd_train(ns: argparse.Namespace) -> int:
     from softeq.adapters import loop
 
+    # `jax.distributed` must be joined before anything starts a JAX backend.
+    multi_process = _join_processes(ns)
     run_over = _run_overrides(ns)
     algo_over = _algo_overrides(ns)
     if ns.resume and "run_dir" in run_over:
@@ -422,6 +457,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if ns.stop_after is not None and ns.stop_after <= 0:
         raise ConfigError("--stop-after", ns.stop_after, "allowed: > 0")
     run, algo_config = make_configs(run_over, algo_over)
+    if multi_process:
+        return _train_multi_process(run, algo_config, ns)
     run = _prepare_run_dir(run, algo_config, resume=ns.resume, force=ns.force)
     if resolve_driver(run) == "jit":
         return _train_jit(run, algo_config, resume=ns.resume, stop_after=ns.stop_after)
@@ -448,6 +485,34 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if not result.finished:
         print(f"stopped at env step {result.env_steps}; continue with --resume")
     return 0
+
+
+def _train_multi_process(run: RunConfig, algo_config: Any, ns: argparse.Namespace) -> int:
+    """`train` as one of several processes: one learner over every process's devices."""
+    import jax
+
+    from softeq.adapters import distributed
+
+    if resolve_driver(run) != "jit":
+        raise ConfigError(
+            "--driver",
+            run.driver,
+            "several processes train one learner only with the jitted driver (--driver jit, "
+            "gymnax envs)",
+        )
+    if not run.run_dir:
+        raise ConfigError(
+            "--run-dir",
+            None,
+            "must be given with several processes (the same folder in every process)",
+        )
+    # Process 0 checks and prepares the run folder; the others wait until it has.
+    if distributed.is_main_process():
+        run = _prepare_run_dir(run, algo_config, resume=ns.resume, force=ns.force)
+    distributed.barrier("softeq-run-folder-ready")
+    status = _train_jit(run, algo_config, resume=ns.resume, stop_after=ns.stop_after)
+    jax.distributed.shutdown()
+    return status
 
 
 def _train_jit(run: RunConfig, algo_config: Any, *, resume: bool, stop_after: int | None) -> int:
@@ -583,6 +648,60 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     )
 
 
+# ------------------------------------------------------------------ subcommand: reproduce
+def _experiment_help() -> str:
+    from softeq.adapters.reproduce import EXPERIMENTS
+
+    return "; ".join(f"{e.name}: {e.title} ({e.section})" for e in EXPERIMENTS.values())
+
+
+def cmd_reproduce(ns: argparse.Namespace) -> int:
+    from softeq.adapters import reproduce, reproduce_report
+
+    plan = reproduce.make_plan(
+        ns.experiment,
+        suite=ns.suite,
+        games=ns.games,
+        seeds=ns.seeds,
+        total_steps=ns.total_steps,
+        out_dir=ns.out,
+    )
+    if not ns.report_only:
+        reproduce.run_plan(plan)
+    files = reproduce_report.write_report(plan)
+    print()
+    print((plan.root / "report" / "verdicts.md").read_text())
+    for path in files:
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "several processes (one learner over every host's devices; jitted driver)",
+        "Start one process per host (GPU: per host or per GPU) with the same flags and "
+        "--run-dir, and a distinct --process-id. Omitted values come from JAX: the address "
+        "from JAX_COORDINATOR_ADDRESS, all three from Slurm, Open MPI, Kubernetes or a Cloud "
+        "TPU pod slice. Process 0 writes the run folder.",
+    )
+    g.add_argument(
+        "--coordinator-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="process 0's address and a free port, the same in every process",
+    )
+    g.add_argument("--num-processes", type=int, default=None, metavar="P", help="processes in all")
+    g.add_argument(
+        "--process-id", type=int, default=None, metavar="I", help="this process, 0 .. P-1"
+    )
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join even with none of the three flags (JAX detects the cluster: TPU pod "
+        "slice, Slurm, Open MPI, Kubernetes)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="softeq",
@@ -604,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop with a checkpoint after this many env steps (at the end of the rollout "
         "in progress; continue with --resume)",
     )
+    _add_distributed_flags(p)
     _add_algo_flags(p)
     p.set_defaults(func=cmd_train)
 
@@ -641,6 +761,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="redraw the figures of a run or compare folder")
     p.add_argument("path", help="run folder or compare folder")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser(
+        "reproduce",
+        help="run one of the paper's experiments and report it with statistics",
+        description="Train every variant of EXPERIMENT on every game of the suite over the "
+        "seeds (each variant's seeds in one jitted program), then write scores, learning "
+        "curves, aggregates with bootstrap intervals and a verdict per claim of the paper. "
+        "Resumable: finished runs are kept and a rerun does only what is left.",
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT", help=_experiment_help())
+    p.add_argument("--suite", default="classic", help="classic | minatar | atari (classic)")
+    p.add_argument("--games", nargs="+", default=None, help="a subset of the suite's games")
+    p.add_argument(
+        "--seeds", nargs="+", type=int, default=None, help="(the suite's default: 10/3/2)"
+    )
+    p.add_argument(
+        "--total-steps", type=int, default=None, help="env steps per run (the suite's budget)"
+    )
+    p.add_argument("--out", default="runs/reproduce", help="output folder (runs/reproduce)")
+    p.add_argument(
+        "--report-only", action="store_true", help="redraw the report from the finished runs"
+    )
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser(
         "demo", help="equivalence table, then a2c vs soft-q on CartPole-v1 (5 seeds, jitted)"

@@ -1,0 +1,432 @@
+"""The report of a reproduction: per-run scores, statistics, figures and verdicts.
+
+Everything is recomputed from the run folders a `softeq reproduce` call left
+(`softeq.adapters.reproduce`), so the report of a partly finished reproduction
+can be drawn at any time and redrawn when more runs finish.
+
+Scores. A run's score is the mean raw return of the training episodes that
+ended in the last 10% of its env steps (the paper's figures are training
+curves); its final evaluation (10 episodes with the run's evaluation policy)
+is reported beside it. Normalised score = (score − random) / (best − random)
+per game, where random is the mean return of a uniformly random policy
+(measured on the JAX envs over at least 200 episodes; Atari: the random
+scores of Mnih et al. 2015) and best is the highest mean score of any variant
+of the experiment on that game. Aggregates over runs and games (IQM, median,
+mean) come with 95% stratified-bootstrap intervals (Agarwal et al. 2021);
+`softeq.adapters.stats` computes them.
+
+Files written into `OUT/EXPERIMENT/SUITE/report/`:
+
+* `scores.csv` — one row per run (game, variant, seed, score, normalised score,
+  final evaluation, diverged-at step, env steps);
+* `aggregates.csv` — per variant: IQM, median and mean of normalised scores
+  with their intervals;
+* `verdicts.md` / `verdicts.json` — one row per claim of the paper;
+* `curves.png` — per game, training return against env steps, mean and 95%
+  bootstrap band over seeds;
+* `aggregates.png` — IQM and median per variant with intervals;
+* `cosine.png` — experiment 3: the per-update cosine between the soft-Q and
+  the A2C gradient across training.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softeq.adapters import reproduce_claims as claims
+from softeq.adapters import stats
+from softeq.adapters.logger import read_metrics
+from softeq.adapters.plots import _pyplot, interpolate_on_grid, smoothed_episode_returns
+from softeq.adapters.reproduce import Plan, finished_runs
+
+RANDOM_SCORES_FILENAME = "random-scores.json"
+TAIL_FRACTION = 0.1
+CURVE_POINTS = 50
+BOOTSTRAP_REPS = 2000
+
+#: Mean return of a uniformly random policy on the paper's Atari games
+#: (Mnih et al. 2015, Nature, Extended Data Table 2).
+ATARI_RANDOM_SCORES = {
+    "ALE/BeamRider-v5": 363.9,
+    "ALE/Breakout-v5": 1.7,
+    "ALE/Enduro-v5": 0.0,
+    "ALE/Pong-v5": -20.7,
+    "ALE/Qbert-v5": 163.9,
+    "ALE/Seaquest-v5": 68.4,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One finished run of one variant on one game."""
+
+    game: str
+    variant: str
+    seed: int
+    score: float
+    final_eval: float
+    diverged_at: int | None
+    env_steps: int
+    seed_dir: Path
+
+
+def tail_score(seed_dir: Path, total_steps: int) -> float:
+    """Mean return of the training episodes ending in the last 10% of the budget."""
+    metrics = read_metrics(seed_dir)
+    if "train/episode_return" not in metrics:
+        return math.nan
+    steps, returns = metrics["train/episode_return"]
+    tail = returns[steps >= (1.0 - TAIL_FRACTION) * total_steps]
+    if tail.size == 0:  # episodes longer than the tail: the last one that ended
+        tail = returns[-1:]
+    return float(np.mean(tail)) if tail.size else math.nan
+
+
+def collect_runs(plan: Plan) -> list[RunRecord]:
+    """Every finished run of the plan's games, variants and seeds."""
+    from softeq.adapters.jit_loop import read_summary, seed_dirname
+
+    records = []
+    for game in plan.games:
+        for variant in plan.experiment.variants:
+            done = finished_runs(plan.variant_dir(game, variant))
+            for seed in plan.seeds:
+                if seed not in done:
+                    continue
+                summary = read_summary(done[seed])
+                entry = summary["seeds"][str(seed)]
+                seed_dir = done[seed] / seed_dirname(seed)
+                final_eval = entry.get("final_eval_return")
+                records.append(
+                    RunRecord(
+                        game=game,
+                        variant=variant.label,
+                        seed=seed,
+                        score=tail_score(seed_dir, int(summary["total_steps"])),
+                        final_eval=math.nan if final_eval is None else float(final_eval),
+                        diverged_at=entry.get("diverged_at"),
+                        env_steps=int(entry["env_steps"]),
+                        seed_dir=seed_dir,
+                    )
+                )
+    return records
+
+
+def random_scores(games: Sequence[str], cache: Path, *, episodes: int = 200) -> dict[str, float]:
+    """Mean return of a uniformly random policy per game, cached in `cache` (JSON)."""
+    saved: dict[str, float] = {}
+    if cache.exists():
+        with open(cache) as fh:
+            saved = {k: float(v) for k, v in json.load(fh).items()}
+    missing = [g for g in games if g not in saved and g not in ATARI_RANDOM_SCORES]
+    for game in missing:
+        saved[game] = _random_policy_return(game, episodes=episodes)
+    if missing:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(saved, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, cache)
+    return {g: ATARI_RANDOM_SCORES.get(g, saved.get(g, math.nan)) for g in games}
+
+
+def _random_policy_return(game: str, *, episodes: int, num_envs: int = 64) -> float:
+    """Mean return of `episodes` (at least) random-policy episodes on a JAX env."""
+    import jax
+
+    from softeq.adapters.jax_envs import make_jax_env
+
+    env = make_jax_env(game)
+    chunk = 256
+
+    @jax.jit
+    def rollout(key, state):
+        def step(carry, key):
+            state = carry
+            k_act, k_env = jax.random.split(key)
+            actions = jax.random.randint(k_act, (num_envs,), 0, env.num_actions)
+            state, result = env.step(k_env, state, actions)
+            return state, result.episode_returns
+
+        return jax.lax.scan(step, state, jax.random.split(key, chunk))
+
+    key = jax.random.key(20170419)  # fixed: the baseline must not depend on the caller
+    key, reset_key = jax.random.split(key)
+    state, _ = env.reset(reset_key, num_envs)
+    returns: list[np.ndarray] = []
+    while sum(r.size for r in returns) < episodes:
+        key, sub = jax.random.split(key)
+        state, ended = rollout(sub, state)
+        ended = np.asarray(ended)
+        returns.append(ended[~np.isnan(ended)])
+    return float(np.mean(np.concatenate(returns)))
+
+
+def score_table(
+    plan: Plan, records: Sequence[RunRecord], random: dict[str, float]
+) -> tuple[claims.Scores | None, dict[tuple[str, str, int], float]]:
+    """Normalised `[R, G]` scores over the seeds finished by every variant on every game.
+
+    Returns `(scores or None if no seed is complete everywhere, normalised score per run)`.
+    """
+    by_key = {(r.game, r.variant, r.seed): r for r in records}
+    labels = [v.label for v in plan.experiment.variants]
+    best = {}
+    for game in plan.games:
+        means = [
+            np.nanmean([r.score for r in records if r.game == game and r.variant == label])
+            for label in labels
+            if any(r.game == game and r.variant == label for r in records)
+        ]
+        best[game] = max(means) if means else math.nan
+    normalised = {}
+    for key, record in by_key.items():
+        low, high = random[record.game], best[record.game]
+        span = high - low
+        normalised[key] = (record.score - low) / span if span > 0 else math.nan
+    seeds = tuple(
+        s for s in plan.seeds if all((g, v, s) in by_key for g in plan.games for v in labels)
+    )
+    if not seeds:
+        return None, normalised
+    values = {
+        v: np.array([[normalised[(g, v, s)] for g in plan.games] for s in seeds]) for v in labels
+    }
+    diverged = {
+        v: np.array(
+            [[by_key[(g, v, s)].diverged_at is not None for g in plan.games] for s in seeds]
+        )
+        for v in labels
+    }
+    values = {v: np.nan_to_num(x, nan=0.0) for v, x in values.items()}
+    return (
+        claims.Scores(
+            games=plan.games, seeds=seeds, values=values, diverged=diverged, reps=BOOTSTRAP_REPS
+        ),
+        normalised,
+    )
+
+
+def _diverged(by_key: dict, game: str, variant: str, seed: int) -> bool:
+    return by_key[(game, variant, seed)].diverged_at is not None
+
+
+def _learning_curve(seed_dir: Path, grid: np.ndarray) -> np.ndarray:
+    metrics = read_metrics(seed_dir)
+    if "train/episode_return" not in metrics:
+        return np.full(grid.shape, np.nan)
+    steps, returns = smoothed_episode_returns(*metrics["train/episode_return"])
+    return interpolate_on_grid(steps, returns, grid)
+
+
+def _cosine_curve(seed_dir: Path, grid: np.ndarray) -> np.ndarray:
+    metrics = read_metrics(seed_dir)
+    if "learner/grad_cosine" not in metrics:
+        return np.full(grid.shape, np.nan)
+    return interpolate_on_grid(*metrics["learner/grad_cosine"], grid)
+
+
+def _curve_band(curves: np.ndarray, rng: np.random.Generator):
+    """Mean and 95% bootstrap band over seeds of `[S, T]` curves; columns with a NaN are cut."""
+    keep = ~np.isnan(curves).any(axis=0)
+    grid_mean = np.full(curves.shape[1], np.nan)
+    low = np.full(curves.shape[1], np.nan)
+    high = np.full(curves.shape[1], np.nan)
+    if keep.any():
+        m, lo, hi, _ = stats.mean_curve_ci(curves[:, keep], reps=BOOTSTRAP_REPS, rng=rng)
+        grid_mean[keep], low[keep], high[keep] = m, lo, hi
+    return grid_mean, low, high
+
+
+def plot_curves(
+    plan: Plan, records: Sequence[RunRecord], path: Path, *, cosine: bool = False
+) -> Path | None:
+    """Per game, training return (or the gradient cosine) against env steps, mean ± 95% band."""
+    labels = (
+        plan.experiment.cosine_variants if cosine else [v.label for v in plan.experiment.variants]
+    )
+    games = [g for g in plan.games if any(r.game == g for r in records)]
+    if not games or not labels:
+        return None
+    plt = _pyplot()
+    cols = min(3, len(games))
+    rows = math.ceil(len(games) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, game in zip(axes.flat, games, strict=False):
+        for label in labels:
+            runs = [r for r in records if r.game == game and r.variant == label]
+            if not runs:
+                continue
+            end = max(r.env_steps for r in runs)
+            grid = np.linspace(0, end, CURVE_POINTS)
+            read = _cosine_curve if cosine else _learning_curve
+            curves = np.stack([read(r.seed_dir, grid) for r in runs])
+            mean, low, high = _curve_band(curves, rng)
+            (line,) = ax.plot(grid, mean, label=f"{label} (n={len(runs)})")
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(game)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("cos(soft-Q grad, A2C grad)" if cosine else "training episode return")
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize="small")
+    for ax in list(axes.flat)[len(games) :]:
+        ax.axis("off")
+    what = "gradient cosine" if cosine else "learning curves"
+    fig.suptitle(
+        f"{plan.experiment.name} ({plan.experiment.section}), {plan.suite.name}: {what}, "
+        "mean and 95% bootstrap band over seeds"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def aggregate_rows(scores: claims.Scores) -> list[dict[str, Any]]:
+    """Per variant: IQM, median and mean of normalised scores with 95% stratified intervals."""
+    rows = []
+    for label, values in scores.values.items():
+        row: dict[str, Any] = {"variant": label, "runs": values.size}
+        for name, fn in (
+            ("iqm", stats.iqm),
+            ("median", stats.aggregate_median),
+            ("mean", stats.aggregate_mean),
+        ):
+            est = stats.stratified_bootstrap_ci(
+                values, fn, reps=scores.reps, confidence=0.95, rng=scores.rng()
+            )
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = est.value, est.low, est.high
+        rows.append(row)
+    return rows
+
+
+def plot_aggregates(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * len(rows) + 1.8), squeeze=False)
+    ys = np.arange(len(rows))
+    for ax, name in zip(axes[0], ("iqm", "median"), strict=True):
+        centre = np.array([r[name] for r in rows])
+        err = np.array([[r[name] - r[f"{name}_low"], r[f"{name}_high"] - r[name]] for r in rows]).T
+        ax.errorbar(centre, ys, xerr=err, fmt="o", capsize=4)
+        ax.set_yticks(ys, [r["variant"] for r in rows])
+        ax.set_xlabel(f"{name.upper() if name == 'iqm' else name} of normalised score")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title + " — 95% stratified bootstrap intervals")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:+.3f}"
+
+
+def verdict_markdown(plan: Plan, verdicts: Sequence[claims.Verdict], scores) -> str:
+    lines = [
+        f"# {plan.experiment.name} ({plan.experiment.section}): {plan.experiment.title}",
+        "",
+        f"Suite `{plan.suite.name}`: games {', '.join(plan.games)}; seeds "
+        + (", ".join(map(str, scores.seeds)) if scores else "none finished on every variant")
+        + f"; budget {', '.join(f'{v.label} {plan.budget(v):,}' for v in plan.experiment.variants)}"
+        " env steps per run.",
+        "",
+        "| claim | verdict | effect (normalised) | interval | test |",
+        "|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        lines.append(
+            f"| {v.claim} | **{v.outcome}** | {_fmt(v.effect)} | "
+            f"[{_fmt(v.low)}, {_fmt(v.high)}] | {v.detail} |"
+        )
+    if not verdicts:
+        lines.append("| (no seed finished on every variant and game yet) | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def _finite(tree: Any) -> Any:
+    """The document with NaN numbers as None (JSON has no NaN)."""
+    if isinstance(tree, dict):
+        return {k: _finite(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_finite(v) for v in tree]
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return None
+    return tree
+
+
+def write_report(plan: Plan) -> list[Path]:
+    """Recomputes and writes the report of `plan` from its run folders; returns the files."""
+    report = plan.root / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    records = collect_runs(plan)
+    random = random_scores(plan.games, plan.out_dir / RANDOM_SCORES_FILENAME)
+    scores, normalised = score_table(plan, records, random)
+    files = []
+    if records:
+        rows = [
+            {
+                "experiment": plan.experiment.name,
+                "suite": plan.suite.name,
+                "game": r.game,
+                "variant": r.variant,
+                "seed": r.seed,
+                "score": r.score,
+                "normalised_score": normalised[(r.game, r.variant, r.seed)],
+                "random_score": random[r.game],
+                "final_eval_return": r.final_eval,
+                "diverged_at": "" if r.diverged_at is None else r.diverged_at,
+                "env_steps": r.env_steps,
+            }
+            for r in records
+        ]
+        files.append(_write_csv(report / "scores.csv", rows))
+        curves = plot_curves(plan, records, report / "curves.png")
+        if curves is not None:
+            files.append(curves)
+        if plan.experiment.cosine_variants:
+            cosine = plot_curves(plan, records, report / "cosine.png", cosine=True)
+            if cosine is not None:
+                files.append(cosine)
+    verdicts: list[claims.Verdict] = []
+    if scores is not None:
+        agg = aggregate_rows(scores)
+        files.append(_write_csv(report / "aggregates.csv", agg))
+        title = f"{plan.experiment.name}, {plan.suite.name} suite"
+        files.append(plot_aggregates(agg, report / "aggregates.png", title))
+        verdicts = [claims.evaluate(claim, scores) for claim in plan.experiment.claims]
+    md = report / "verdicts.md"
+    md.write_text(verdict_markdown(plan, verdicts, scores))
+    files.append(md)
+    doc = {
+        "experiment": plan.experiment.name,
+        "suite": plan.suite.name,
+        "games": list(plan.games),
+        "seeds": list(scores.seeds) if scores else [],
+        "verdicts": [v.row() for v in verdicts],
+    }
+    (report / "verdicts.json").write_text(json.dumps(_finite(doc), indent=2) + "\n")
+    files.append(report / "verdicts.json")
+    return files
