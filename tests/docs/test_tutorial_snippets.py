@@ -38,6 +38,7 @@ TUTORIALS = (
     "tutorials/soft-value-iteration.md",
     "tutorials/custom-loss.md",
     "tutorials/property-suite.md",
+    "tutorials/porting.md",
     "getting-started.md",
     "api/properties.md",
 )
