@@ -668,9 +668,9 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
     )
     if not ns.report_only:
         reproduce.run_plan(plan)
-    files = reproduce_report.write_report(plan)
+    files = reproduce_report.write_report(plan, ns.report_dir)
     print()
-    print((plan.root / "report" / "verdicts.md").read_text())
+    print(next(p for p in files if p.name == "verdicts.md").read_text())
     for path in files:
         print(f"wrote {path}")
     return 0
@@ -782,6 +782,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/reproduce", help="output folder (runs/reproduce)")
     p.add_argument(
         "--report-only", action="store_true", help="redraw the report from the finished runs"
+    )
+    p.add_argument(
+        "--report-dir", default=None, help="where the report goes (OUT/EXPERIMENT/SUITE/report)"
     )
     p.set_defaults(func=cmd_reproduce)
 

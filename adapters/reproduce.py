@@ -239,13 +239,13 @@ def make_plan(
         unknown = [g for g in games if g not in chosen.games]
         if unknown:
             raise ConfigError(
-                "--games", list(games), f"the {suite} suite has {', '.join(chosen.games)}"
+                "--games", list(games), f"allowed in the {suite} suite: {', '.join(chosen.games)}"
             )
         if len(set(games)) != len(games):
-            raise ConfigError("--games", list(games), "games must be distinct")
+            raise ConfigError("--games", list(games), "allowed: distinct games")
     if seeds is not None:
         if not seeds or len(set(seeds)) != len(seeds) or any(int(s) < 0 for s in seeds):
-            raise ConfigError("--seeds", list(seeds), "give distinct integers >= 0")
+            raise ConfigError("--seeds", list(seeds), "allowed: distinct integers >= 0")
     if total_steps is not None and total_steps <= 0:
         raise ConfigError("--total-steps", total_steps, "allowed: > 0")
     return Plan(

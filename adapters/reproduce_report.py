@@ -52,6 +52,7 @@ RANDOM_SCORES_FILENAME = "random-scores.json"
 TAIL_FRACTION = 0.1
 CURVE_POINTS = 50
 BOOTSTRAP_REPS = 2000
+MIN_GAIN = 0.1
 
 #: Mean return of a uniformly random policy on the paper's Atari games
 #: (Mnih et al. 2015, Nature, Extended Data Table 2).
@@ -194,27 +195,35 @@ def score_table(
         low, high = random[record.game], best[record.game]
         span = high - low
         normalised[key] = (record.score - low) / span if span > 0 else math.nan
+    games = tuple(g for g in plan.games if learned(random[g], best[g]))
     seeds = tuple(
         s for s in plan.seeds if all((g, v, s) in by_key for g in plan.games for v in labels)
     )
-    if not seeds:
+    if not seeds or not games:
         return None, normalised
-    values = {
-        v: np.array([[normalised[(g, v, s)] for g in plan.games] for s in seeds]) for v in labels
-    }
+    values = {v: np.array([[normalised[(g, v, s)] for g in games] for s in seeds]) for v in labels}
     diverged = {
-        v: np.array(
-            [[by_key[(g, v, s)].diverged_at is not None for g in plan.games] for s in seeds]
-        )
-        for v in labels
+        v: np.array([[_diverged(by_key, g, v, s) for g in games] for s in seeds]) for v in labels
     }
     values = {v: np.nan_to_num(x, nan=0.0) for v, x in values.items()}
     return (
         claims.Scores(
-            games=plan.games, seeds=seeds, values=values, diverged=diverged, reps=BOOTSTRAP_REPS
+            games=games, seeds=seeds, values=values, diverged=diverged, reps=BOOTSTRAP_REPS
         ),
         normalised,
     )
+
+
+def learned(random: float, best: float) -> bool:
+    """Whether the best variant beat a random policy by enough for the game to count.
+
+    The gain must reach `MIN_GAIN` of the scores' scale, max(|random|, |best|, 1).
+    A game where no variant learned would otherwise be normalised by a tiny gain
+    and enter the aggregates as pure noise; it is reported and left out.
+    """
+    if not (math.isfinite(random) and math.isfinite(best)):
+        return False
+    return best - random >= MIN_GAIN * max(abs(random), abs(best), 1.0)
 
 
 def _diverged(by_key: dict, game: str, variant: str, seed: int) -> bool:
@@ -344,6 +353,19 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:+.3f}"
 
 
+def _left_out_lines(plan: Plan, scores: claims.Scores | None) -> list[str]:
+    if scores is None:
+        return []
+    left_out = [g for g in plan.games if g not in scores.games]
+    if not left_out:
+        return []
+    return [
+        f"Left out of the statistics, as no variant beat a random policy by {MIN_GAIN:.0%} of "
+        f"the score scale: {', '.join(left_out)}.",
+        "",
+    ]
+
+
 def verdict_markdown(plan: Plan, verdicts: Sequence[claims.Verdict], scores) -> str:
     lines = [
         f"# {plan.experiment.name} ({plan.experiment.section}): {plan.experiment.title}",
@@ -353,6 +375,7 @@ def verdict_markdown(plan: Plan, verdicts: Sequence[claims.Verdict], scores) -> 
         + f"; budget {', '.join(f'{v.label} {plan.budget(v):,}' for v in plan.experiment.variants)}"
         " env steps per run.",
         "",
+        *_left_out_lines(plan, scores),
         "| claim | verdict | effect (normalised) | interval | test |",
         "|---|---|---|---|---|",
     ]
@@ -377,9 +400,14 @@ def _finite(tree: Any) -> Any:
     return tree
 
 
-def write_report(plan: Plan) -> list[Path]:
-    """Recomputes and writes the report of `plan` from its run folders; returns the files."""
-    report = plan.root / "report"
+def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Recomputes and writes the report of `plan` from its run folders; returns the files.
+
+    Args:
+      plan: the reproduction.
+      report_dir: where the report goes (default `OUT/EXPERIMENT/SUITE/report`).
+    """
+    report = Path(report_dir) if report_dir is not None else plan.root / "report"
     report.mkdir(parents=True, exist_ok=True)
     records = collect_runs(plan)
     random = random_scores(plan.games, plan.out_dir / RANDOM_SCORES_FILENAME)
