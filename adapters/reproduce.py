@@ -258,17 +258,50 @@ def make_plan(
     )
 
 
+def machine_description() -> str:
+    """CPU model, core count, Python and jax versions, and the devices jax sees."""
+    import platform
+
+    import jax
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+    return (
+        f"{cpu}; {os.cpu_count()} logical cores; Python {platform.python_version()}; "
+        f"jax {jax.__version__} on {jax.default_backend()} ({len(jax.devices())}× {devices})"
+    )
+
+
+def read_plan_file(plan: Plan) -> dict[str, Any]:
+    """The saved `plan.json` of a reproduction (empty if it never ran)."""
+    path = plan.root / PLAN_FILENAME
+    if not path.exists():
+        return {}
+    with open(path) as fh:
+        return json.load(fh)
+
+
 def _check_plan_file(plan: Plan) -> None:
-    """Records the budget on first use; a later call with another budget is refused."""
+    """Records the budget on first use (a later call with another budget is refused) and
+    the machine of every sitting."""
     path = plan.root / PLAN_FILENAME
     record = {
         "experiment": plan.experiment.name,
         "suite": plan.suite.name,
         "budget": {v.label: plan.budget(v) for v in plan.experiment.variants},
+        "configs": {},
+        "sittings": [],
     }
-    if path.exists():
-        with open(path) as fh:
-            saved = json.load(fh)
+    saved = read_plan_file(plan)
+    if saved:
         if saved.get("budget") != record["budget"]:
             raise ConfigError(
                 "--total-steps",
@@ -276,7 +309,25 @@ def _check_plan_file(plan: Plan) -> None:
                 f"{plan.root} was started with budgets {saved.get('budget')}; "
                 f"use another --out for a different budget",
             )
-        return
+        record["configs"] = dict(saved.get("configs", {}))
+        record["sittings"] = list(saved.get("sittings", []))
+    for game in plan.games:
+        configs = {
+            v.label: dataclasses.asdict(v.config(game, plan.budget(v)))
+            for v in plan.experiment.variants
+        }
+        # JSON turns tuples into lists: compare what a reload would give.
+        configs = json.loads(json.dumps(configs))
+        if record["configs"].setdefault(game, configs) != configs:
+            raise ConfigError(
+                "--out",
+                str(plan.out_dir),
+                f"holds {game} runs trained with other hyperparameters than softeq's current "
+                f"defaults for {plan.experiment.name}; use another --out",
+            )
+    record["sittings"].append(
+        {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_description()}
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as fh:

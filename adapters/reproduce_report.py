@@ -366,9 +366,45 @@ def _left_out_lines(plan: Plan, scores: claims.Scores | None) -> list[str]:
     ]
 
 
-def verdict_markdown(plan: Plan, verdicts: Sequence[claims.Verdict], scores) -> str:
+def command_line(plan: Plan) -> str:
+    """The `softeq reproduce` command that asks for exactly this plan."""
+    parts = ["softeq reproduce", plan.experiment.name, "--suite", plan.suite.name]
+    if plan.games != plan.suite.games:
+        parts += ["--games", *plan.games]
+    if plan.seeds != tuple(range(plan.suite.default_seeds)):
+        parts += ["--seeds", *map(str, plan.seeds)]
+    if plan.total_steps is not None:
+        parts += ["--total-steps", str(plan.total_steps)]
+    parts += ["--out", str(plan.out_dir)]
+    return " ".join(parts)
+
+
+def compute_spent(records: Sequence[RunRecord]) -> tuple[float, int, int]:
+    """(wall seconds of the programs, env steps of all runs, programs) of finished runs."""
+    from softeq.adapters.jit_loop import read_summary
+
+    batches = {r.seed_dir.parent for r in records}
+    wall = sum(float(read_summary(b)["wall_s"]) for b in batches)
+    return wall, sum(r.env_steps for r in records), len(batches)
+
+
+def verdict_markdown(
+    plan: Plan, verdicts: Sequence[claims.Verdict], scores, records: Sequence[RunRecord]
+) -> str:
+    from softeq.adapters.reproduce import read_plan_file
+
+    wall, steps, programs = compute_spent(records)
+    machines = sorted({s["machine"] for s in read_plan_file(plan).get("sittings", [])})
     lines = [
         f"# {plan.experiment.name} ({plan.experiment.section}): {plan.experiment.title}",
+        "",
+        f"Command: `{command_line(plan)}`",
+        "",
+        f"Compute: {len(records)} finished runs in {programs} jitted programs, "
+        f"{steps:,} env steps, {wall / 60:.1f} min of wall time (compilation included; "
+        f"the machine may have been shared, see the notes). Machine: "
+        + ("; ".join(machines) if machines else "not recorded")
+        + ".",
         "",
         f"Suite `{plan.suite.name}`: games {', '.join(plan.games)}; seeds "
         + (", ".join(map(str, scores.seeds)) if scores else "none finished on every variant")
@@ -446,7 +482,7 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
         files.append(plot_aggregates(agg, report / "aggregates.png", title))
         verdicts = [claims.evaluate(claim, scores) for claim in plan.experiment.claims]
     md = report / "verdicts.md"
-    md.write_text(verdict_markdown(plan, verdicts, scores))
+    md.write_text(verdict_markdown(plan, verdicts, scores, records))
     files.append(md)
     doc = {
         "experiment": plan.experiment.name,

@@ -8,30 +8,11 @@ so that drift of the machine (other load, frequency changes) hits both alike.
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
 
 import jax
-
-
-def machine_description() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
-    return (
-        f"{cpu}; {os.cpu_count()} logical cores; Python {platform.python_version()}; "
-        f"jax {jax.__version__} on {jax.default_backend()} ({len(jax.devices())}× {devices})"
-    )
 
 
 def _block(x):

@@ -86,7 +86,7 @@ def _load_average() -> str:
 
 def header(*, quick: bool, argv: Sequence[str]) -> str:
     """The report's opening lines: machine, date, commit, command and load."""
-    from benchmarks.harness import machine_description
+    from softeq.adapters.reproduce import machine_description
 
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join(["python -m benchmarks.run", *argv])
