@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 
 from softeq.adapters import jax_envs
+from softeq.adapters import mesh as mesh_lib
 from softeq.adapters.agents import actor_critic, dqn
 from softeq.adapters.agents.config import DQNConfig
 from softeq.adapters.agents.registry import Algorithm
@@ -457,6 +458,9 @@ class JitProgram:
 
     def _actor_critic_iteration(self, state: ActorCriticTrainState, keep_batch: bool):
         state, rollout, steps = self.collect_rollout(state)
+        # Split over the mesh's "data" axis (if any), the batch mean of the update's
+        # loss is an all-reduce: the gradient of the global batch.
+        rollout = mesh_lib.shard_env_axis(rollout)
         learner, metrics = self.learner_update(state.learner, rollout)
         state = state._replace(learner=learner, updates=state.updates + 1)
         log = IterationLog(
@@ -590,6 +594,7 @@ class JitProgram:
         def body(carry):
             i, state, logs = carry
             state, log = self.iteration(state, first_index + i)
+            state = mesh_lib.shard_state_env_axes(state, self.num_envs)  # envs stay split
             logs = jax.tree.map(
                 lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, i, 0), logs, log
             )

@@ -45,8 +45,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from softeq.adapters import checkpoint as ckpt_lib
+from softeq.adapters import distributed as dist
+from softeq.adapters import mesh as mesh_lib
 from softeq.adapters.agents import common
 from softeq.adapters.jit_driver import EvalSettings, JitProgram, chunk_iterations, stream_key
 from softeq.adapters.logger import MetricsLogger
@@ -67,7 +70,7 @@ from softeq.adapters.run_config import (
 CHECKPOINT_DIRNAME = "checkpoints"
 SUMMARY_FILENAME = "summary.json"
 JIT_CHECKPOINT_FORMAT = 1
-SEED_AXIS = "seeds"
+SEED_AXIS = mesh_lib.SEED_AXIS
 
 
 def seed_dirname(seed: int) -> str:
@@ -76,7 +79,7 @@ def seed_dirname(seed: int) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Seeds over devices.
+# Seeds and envs over devices.
 # --------------------------------------------------------------------------------------
 
 
@@ -88,15 +91,23 @@ def seed_mesh(num_seeds: int, devices: Sequence[jax.Device] | None = None) -> ja
 
 
 class SeededProgram:
-    """A `JitProgram`'s functions vmapped over seeds, jitted with the seed axis sharded.
+    """A `JitProgram`'s functions vmapped over seeds, jitted over a ("seeds", "data") mesh.
+
+    The mesh (`softeq.adapters.mesh.training_mesh`) splits the seeds over its
+    "seeds" axis and each seed's N envs over its "data" axis: parameters are
+    copied along "data", envs, observations and replay columns split, and the
+    learner's batch mean becomes an all-reduce over "data". Envs that do not
+    run as pure JAX functions (`jax_envs.JaxVectorEnv`) are not split.
 
     Args:
       program: the per-seed program.
       seeds: the seeds, one program lane each.
       chunk_length: iterations per `train_chunk` call (a static shape).
-      devices: devices of the seed mesh (`jax.local_devices()` when None).
+      devices: devices of the mesh; None: `jax.local_devices()`, or every
+        process's `jax.devices()` when the run spans processes.
 
     Attributes:
+      mesh: the `("seeds", "data")` mesh.
       compile_s: seconds spent compiling each function, by name.
       compile_wall_s: seconds of all compilation.
       trace_counts: how often each per-seed function has been traced.
@@ -110,40 +121,71 @@ class SeededProgram:
         chunk_length: int,
         devices: Sequence[jax.Device] | None = None,
     ):
+        from softeq.adapters import jax_envs
+
         self.program = program
         self.seeds = tuple(int(s) for s in seeds)
         self.chunk_length = int(chunk_length)
-        self.mesh = seed_mesh(len(self.seeds), devices)
-        self.batched = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(SEED_AXIS))
-        self.replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        splittable = isinstance(program.env, jax_envs.JaxVectorEnv)
+        self.mesh = mesh_lib.training_mesh(
+            len(self.seeds), program.num_envs if splittable else 1, devices
+        )
+        self.batched = NamedSharding(self.mesh, PartitionSpec(SEED_AXIS))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        # What the host reads (logs, evaluations) must be whole on every process.
+        self.readable = self.replicated if self.spans_processes else self.batched
         self._init = lambda seed: _strongly_typed(program.init(seed))
         self._state_shapes = None
+        self._state_shardings = None
+        num_envs = program.num_envs
+
+        def chunk(state, n, first):
+            return program.train_chunk(state, n, first, length=self.chunk_length)
+
         self._counters = {
             "init": common.TraceCounter(self._init),
-            "train_chunk": common.TraceCounter(
-                lambda state, n, first: program.train_chunk(
-                    state, n, first, length=self.chunk_length
-                )
-            ),
+            "train_chunk": common.TraceCounter(chunk),
             "evaluate": common.TraceCounter(program.evaluate),
         }
+
+        def laid_out(fn):
+            def traced(*args):
+                with mesh_lib.env_layout(self.mesh):
+                    out = fn(*args)
+                    if fn is self._counters["init"]:
+                        out = mesh_lib.shard_state_env_axes(out, num_envs)
+                    return out
+
+            return traced
+
+        def seeded(name, in_axes=0):
+            return jax.vmap(
+                laid_out(self._counters[name]), in_axes=in_axes, spmd_axis_name=SEED_AXIS
+            )
+
+        states = self.state_shardings()
         self._jitted = {
-            "init": jax.jit(jax.vmap(self._counters["init"]), out_shardings=self.batched),
+            "init": jax.jit(seeded("init"), out_shardings=states),
             "train_chunk": jax.jit(
-                jax.vmap(self._counters["train_chunk"], in_axes=(0, None, None)),
-                in_shardings=(self.batched, self.replicated, self.replicated),
-                out_shardings=(self.batched, self.batched),
+                seeded("train_chunk", (0, None, None)),
+                in_shardings=(states, self.replicated, self.replicated),
+                out_shardings=(states, self.readable),
                 donate_argnums=0,
             ),
             "evaluate": jax.jit(
-                jax.vmap(self._counters["evaluate"]),
-                in_shardings=(self.batched, self.batched),
-                out_shardings=self.batched,
+                seeded("evaluate"),
+                in_shardings=(states.learner.params, self.batched),
+                out_shardings=self.readable,
             ),
         }
         self._compiled: dict[str, Any] = {}
         self.compile_s: dict[str, float] = {}
         self.compile_wall_s = 0.0
+
+    @property
+    def spans_processes(self) -> bool:
+        """Whether the mesh holds devices of other processes too."""
+        return len({d.process_index for d in self.mesh.devices.flat}) > 1
 
     @property
     def trace_counts(self) -> dict[str, int]:
@@ -174,16 +216,30 @@ class SeededProgram:
         """Compile `name` for `args` now (so that its time is not counted as training)."""
         self.compile_all({name: args})
 
-    def _shapes(self, tree):
+    def _shapes(self, tree, shardings=None):
+        if shardings is None:
+            shardings = jax.tree.map(lambda _: self.batched, tree)
         return jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.batched), tree
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings
         )
+
+    def _traced_state(self):
+        seeds = jax.ShapeDtypeStruct((len(self.seeds),), jnp.int32)
+        return jax.eval_shape(jax.vmap(self._init), seeds)
+
+    def state_shardings(self):
+        """`NamedSharding` of every leaf of the seeds' state (env axes over "data")."""
+        if self._state_shardings is None:  # traced here once, outside the trace counters
+            num_envs = self.program.num_envs if self.mesh.shape[mesh_lib.DATA_AXIS] > 1 else -1
+            self._state_shardings = mesh_lib.state_shardings(
+                self.mesh, self._traced_state(), num_envs
+            )
+        return self._state_shardings
 
     def state_shapes(self):
         """Shapes, dtypes and shardings of the seeds' state (traced, not computed)."""
-        if self._state_shapes is None:  # traced here once, outside the trace counters
-            seeds = jax.ShapeDtypeStruct((len(self.seeds),), jnp.int32)
-            self._state_shapes = self._shapes(jax.eval_shape(jax.vmap(self._init), seeds))
+        if self._state_shapes is None:
+            self._state_shapes = self._shapes(self._traced_state(), self.state_shardings())
         return self._state_shapes
 
     def chunk_shapes(self):
@@ -201,8 +257,8 @@ class SeededProgram:
         return (jax.ShapeDtypeStruct((len(self.seeds),), jnp.int32, sharding=self.batched),)
 
     def init(self):
-        """Every seed's fresh state, `[S, ...]` leaves sharded over the mesh."""
-        seeds = jax.device_put(np.asarray(self.seeds, np.int32), self.batched)
+        """Every seed's fresh state, `[S, ...]` leaves laid over the mesh."""
+        seeds = mesh_lib.put_global(np.asarray(self.seeds, np.int32), self.batched)
         return self._call("init", seeds)
 
     def restore(self, leaves: Sequence[np.ndarray]):
@@ -226,7 +282,7 @@ class SeededProgram:
                     f"checkpoint array {leaf.shape}/{leaf.dtype} does not match the program's "
                     f"{shape.shape}/{shape.dtype}"
                 )
-            arrays.append(jax.device_put(leaf, self.batched))
+            arrays.append(mesh_lib.put_global(leaf, shape.sharding))
         return jax.tree.unflatten(treedef, arrays)
 
     def train_chunk(self, state, num_iterations: int, first_index: int):
@@ -234,8 +290,8 @@ class SeededProgram:
 
         `first_index`: iterations done before this chunk (the same for every seed).
         """
-        n = jax.device_put(np.asarray(num_iterations, np.int32), self.replicated)
-        first = jax.device_put(np.asarray(first_index, np.int32), self.replicated)
+        n = mesh_lib.put_global(np.asarray(num_iterations, np.int32), self.replicated)
+        first = mesh_lib.put_global(np.asarray(first_index, np.int32), self.replicated)
         return self._call("train_chunk", state, n, first)
 
     def evaluate(self, params, eval_index: int, *, keys: np.ndarray | None = None):
@@ -244,7 +300,7 @@ class SeededProgram:
         `keys` (`[S, key]` raw keys) replaces the run's keys of evaluation `eval_index`.
         """
         keys = eval_keys(self.seeds, eval_index) if keys is None else keys
-        return self._call("evaluate", params, jax.device_put(keys, self.batched))
+        return self._call("evaluate", params, mesh_lib.put_global(keys, self.batched))
 
 
 def _strongly_typed(tree):
@@ -451,9 +507,42 @@ def _check_finite(logs: Any, rows: int, seeds: Sequence[int]) -> None:
 
 def _all_finite(tree: Any) -> bool:
     for leaf in jax.tree.leaves(tree):
-        if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.isfinite(leaf).all()):
+        if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(np.isfinite(leaf).all()):
             return False
     return True
+
+
+def _quiet(_: str) -> None:
+    """Where the status lines of processes other than 0 go."""
+
+
+class _SilentLogger:
+    """The logger of processes other than 0: remembers recent returns, writes nothing."""
+
+    def __init__(self, recent_window: int = 100):
+        from collections import deque
+
+        self._recent: Any = deque(maxlen=recent_window)
+
+    def episodes(self, returns, lengths, step: int) -> None:
+        self._recent.extend(float(r) for r in returns)
+
+    def scalar(self, *args, **kwargs) -> None: ...
+
+    def learner(self, *args, **kwargs) -> None: ...
+
+    def flush_learner(self, *args, **kwargs) -> None: ...
+
+    def maybe_flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def recent_return(self) -> float:
+        return float(np.mean(self._recent)) if self._recent else float("nan")
 
 
 def _eval_summary(returns: np.ndarray, lengths: np.ndarray, capped: np.ndarray) -> dict:
@@ -527,6 +616,11 @@ def train(
     if not run.run_dir:
         raise ValueError("run.run_dir must be set")
     call_start = time.perf_counter()
+    # With several processes (`softeq.adapters.distributed`) every process runs this
+    # function in step; only process 0 writes files or prints.
+    main = dist.is_main_process()
+    if not main:
+        out = _quiet
     run_dir = Path(run.run_dir)
     seeds = resolve_seeds(run)
     num_envs = resolve_num_envs(run, algo_config)
@@ -549,7 +643,8 @@ def train(
         if loaded is None:
             out(f"no checkpoint in {manager.directory}; starting from scratch")
     out(format_configs(run, algo_config))
-    save_run_configs(run_dir, run, algo_config)
+    if main:
+        save_run_configs(run_dir, run, algo_config)
 
     iterations = eval_index = 0
     final_evals: list[dict | None] = [None] * len(seeds)
@@ -584,14 +679,21 @@ def train(
     log_every = max(run.log_every, program.updates_per_iteration * chunk)
     loggers = [
         MetricsLogger(run_dir / seed_dirname(s), log_every=log_every, state=logger_states[i])
+        if main
+        else _SilentLogger()
         for i, s in enumerate(seeds)
     ]
-    out(f"run folder: {run_dir} ({len(seeds)} seed(s), {seeded.mesh.size} device(s))")
+    shape = seeded.mesh.shape
+    out(
+        f"run folder: {run_dir} ({len(seeds)} seed(s), {seeded.mesh.size} device(s): "
+        f"{shape[SEED_AXIS]} seed shard(s) x {shape[mesh_lib.DATA_AXIS]} env shard(s)"
+        + (f", {jax.process_count()} processes)" if jax.process_count() > 1 else ")")
+    )
 
     def env_steps() -> int:
         return iterations * per_iteration
 
-    def make_payload() -> dict[str, Any]:
+    def make_payload(host_state: Any) -> dict[str, Any]:
         return {
             "format": JIT_CHECKPOINT_FORMAT,
             "driver": "jit",
@@ -600,7 +702,7 @@ def train(
             "seeds": list(seeds),
             "num_envs": num_envs,
             "config": configs_to_dict(run, algo_config),
-            "state": ckpt_lib.to_host(jax.tree.leaves(state)),
+            "state": ckpt_lib.to_host(jax.tree.leaves(host_state)),
             "loop": {
                 "iterations": iterations,
                 "env_steps": env_steps(),
@@ -613,12 +715,19 @@ def train(
         }
 
     def save_checkpoint() -> Path:
-        if not keep_going_when_diverged and not _all_finite(state.learner):
+        # Every process gathers the whole state (a collective over a mesh that spans
+        # processes), process 0 alone writes it, and the others wait for the file.
+        host_state = mesh_lib.fetch(state)
+        if not keep_going_when_diverged and not _all_finite(host_state.learner):
             raise NonFiniteError(
                 f"non-finite values in the parameters at env step {env_steps()}; the run is "
                 f"stopped and the last good checkpoint is kept"
             )
-        return manager.save(env_steps(), make_payload())
+        path = manager.directory / ckpt_lib.checkpoint_name(env_steps())
+        if main:
+            path = manager.save(env_steps(), make_payload(host_state))
+        dist.barrier(f"softeq-checkpoint-{env_steps()}")
+        return path
 
     def run_eval() -> list[dict]:
         nonlocal eval_index
@@ -641,7 +750,7 @@ def train(
         unit="step",
         unit_scale=True,
         dynamic_ncols=True,
-        disable=not run.progress,
+        disable=not (run.progress and main),
         file=sys.stderr,
         desc=f"{run.algo} {run.env_id} seeds {','.join(map(str, seeds))}",
     )
@@ -687,10 +796,12 @@ def train(
                 if env_steps() >= next_ckpt:
                     next_ckpt = (env_steps() // run.checkpoint_every + 1) * run.checkpoint_every
                     last_ckpt = save_checkpoint()
-                if stop.signal is not None:
+                # A signal to any process stops them all at the same chunk.
+                if dist.any_process(stop.signal is not None):
                     last_ckpt = save_checkpoint()
+                    by = stop.signal or "in another process"
                     raise Interrupted(
-                        f"stopped by signal {stop.signal} at env step {env_steps()}; checkpoint "
+                        f"stopped by signal {by} at env step {env_steps()}; checkpoint "
                         f"{last_ckpt}; continue with --resume"
                     )
                 if stop_after_steps is not None and env_steps() >= stop_after_steps:
@@ -709,7 +820,7 @@ def train(
         bar.close()
         for logger in loggers:
             logger.close()
-    state_host = jax.device_get((state.updates,))
+    state_host = mesh_lib.fetch((state.updates,))
     result = JitTrainResult(
         run_dir=run_dir,
         seeds=seeds,
@@ -728,7 +839,7 @@ def train(
         devices=int(seeded.mesh.size),
         trace_counts=seeded.trace_counts,
     )
-    if finished:
+    if finished and main:
         write_summary(run_dir, summary_dict(result, run))
     return result
 
