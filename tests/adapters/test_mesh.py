@@ -72,9 +72,9 @@ from softeq.adapters.agents import default_config
 from softeq.adapters.jit_driver import JitProgram
 
 assert jax.device_count() == 4, jax.devices()
-config = default_config("{algo}", "CartPole-v1", lr_decay_steps=20_000)
+config = default_config("{algo}", "CartPole-v1", **{overrides})
 program = JitProgram("{algo}", config, env_id="CartPole-v1", num_envs=8)
-ITERATIONS = 20
+ITERATIONS = {iterations}
 
 def train(seeds, devices):
     seeded = jit_loop.SeededProgram(program, seeds, chunk_length=ITERATIONS, devices=devices)
@@ -110,25 +110,34 @@ for seeds in ([0], [0, 1]):
 """
 
 
-@pytest.mark.parametrize("algo", ["a2c", "soft-q"])
-def test_envs_split_over_four_devices_train_as_on_one(algo):
+@pytest.mark.parametrize(
+    ("algo", "overrides", "iterations"),
+    [
+        ("a2c", {"lr_decay_steps": 20_000}, 20),
+        # replay columns split over "data"; about 190 updates on batches sampled across shards
+        ("dqn", {"learning_starts": 64, "batch_size": 32, "train_every": 4}, 100),
+    ],
+)
+def test_envs_split_over_four_devices_train_as_on_one(algo, overrides, iterations):
     """1 seed x 4 env shards and 2 seeds x 2 env shards equal one device, same global batch.
 
     Runs in a subprocess with 4 forced host devices. Each seed steps 8 CartPole
-    envs for 20 updates of 8 steps; on the mesh each device steps 2 or 4 of
-    them and the loss's batch mean is an all-reduce over "data". Integer
-    state (env states, PRNG keys, counters) must be identical: the threefry
-    bits do not depend on the layout, so every env sees the same actions. The
-    floats agree to float32 rounding only, because the all-reduce adds the
-    per-device partial sums in another order than one device sums the batch;
-    measured after 20 updates: at most 3e-7 (1 x 4) and 1.1e-6 (2 x 2) on the
-    parameters for a2c, 9e-8 and 4e-7 for soft-q. rtol 1e-4, atol 1e-5 sits
-    ten times above that drift and far below what a lost shard, a wrong
-    gradient mean (a 2x or 4x step) or a different seed would change.
+    envs; on the mesh each device steps 2 or 4 of them (and holds their replay
+    columns) and the loss's batch mean is an all-reduce over "data". Integer
+    state (env states, replay, PRNG keys, counters) must be identical: the
+    threefry bits do not depend on the layout, so every env sees the same
+    actions. The floats agree to float32 rounding only, because the all-reduce
+    adds the per-device partial sums in another order than one device sums the
+    batch; measured: at most 3e-7 (1 x 4) and 1.1e-6 (2 x 2) on the a2c
+    parameters after 20 updates, 1.2e-7 and 7e-8 on dqn's after 100
+    iterations. rtol 1e-4, atol 1e-5 sits ten times above that drift and far
+    below what a lost shard, a wrong gradient mean (a 2x or 4x step) or a
+    different seed would change.
     """
     env = {**SUBPROCESS_ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    script = _FOUR_DEVICES_SCRIPT.format(algo=algo, overrides=overrides, iterations=iterations)
     proc = subprocess.run(
-        [sys.executable, "-c", _FOUR_DEVICES_SCRIPT.format(algo=algo)],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         env=env,
