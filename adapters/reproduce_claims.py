@@ -80,9 +80,14 @@ def evaluate(claim: Claim, scores: Scores) -> Verdict:
     try:
         return claim.evaluate(scores)
     except TooFewSeeds:
-        nan = float("nan")
         detail = f"{len(scores.seeds)} seed(s) on every variant; a verdict needs {MIN_SEEDS}"
-        return Verdict(claim.text, INCONCLUSIVE, nan, nan, nan, detail)
+        return undecided(claim, detail)
+
+
+def undecided(claim: Claim, why: str) -> Verdict:
+    """The inconclusive verdict of a claim that the data cannot test, saying why."""
+    nan = float("nan")
+    return Verdict(claim.text, INCONCLUSIVE, nan, nan, nan, why)
 
 
 @dataclasses.dataclass(frozen=True)

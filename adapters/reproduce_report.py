@@ -294,8 +294,9 @@ def plot_curves(
         ax.axis("off")
     what = "gradient cosine" if cosine else "learning curves"
     fig.suptitle(
-        f"{plan.experiment.name} ({plan.experiment.section}), {plan.suite.name}: {what}, "
-        "mean and 95% bootstrap band over seeds"
+        f"{plan.experiment.name} ({plan.experiment.section}), {plan.suite.name}: {what}\n"
+        "mean and 95% bootstrap band over seeds",
+        fontsize="medium",
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -332,7 +333,7 @@ def plot_aggregates(rows: Sequence[dict[str, Any]], path: Path, title: str) -> P
         ax.set_yticks(ys, [r["variant"] for r in rows])
         ax.set_xlabel(f"{name.upper() if name == 'iqm' else name} of normalised score")
         ax.grid(alpha=0.3)
-    fig.suptitle(title + " — 95% stratified bootstrap intervals")
+    fig.suptitle(title + "\n95% stratified bootstrap intervals", fontsize="medium")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -420,8 +421,6 @@ def verdict_markdown(
             f"| {v.claim} | **{v.outcome}** | {_fmt(v.effect)} | "
             f"[{_fmt(v.low)}, {_fmt(v.high)}] | {v.detail} |"
         )
-    if not verdicts:
-        lines.append("| (no seed finished on every variant and game yet) | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -481,6 +480,18 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
         title = f"{plan.experiment.name}, {plan.suite.name} suite"
         files.append(plot_aggregates(agg, report / "aggregates.png", title))
         verdicts = [claims.evaluate(claim, scores) for claim in plan.experiment.claims]
+    else:
+        keys = {(r.game, r.variant, r.seed) for r in records}
+        labels = [v.label for v in plan.experiment.variants]
+        complete = any(
+            all((g, v, s) in keys for g in plan.games for v in labels) for s in plan.seeds
+        )
+        why = (
+            f"no game where a variant beat a random policy by {MIN_GAIN:.0%} of the score scale"
+            if complete
+            else "no seed has finished on every variant and game yet"
+        )
+        verdicts = [claims.undecided(claim, why) for claim in plan.experiment.claims]
     md = report / "verdicts.md"
     md.write_text(verdict_markdown(plan, verdicts, scores, records))
     files.append(md)
