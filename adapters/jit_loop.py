@@ -11,10 +11,13 @@ XLA program built from `softeq.adapters.jit_driver.JitProgram`:
         every checkpoint_every steps: one atomic checkpoint of all seeds
         SIGINT/SIGTERM: checkpoint, then stop (`Interrupted`)
 
-Seeds: the per-seed functions are `jax.vmap`ped, and the seed axis is sharded
-over a 1-D mesh of local devices (`NamedSharding`, axis "seeds") spanning the
-largest number of devices that divides the number of seeds; seeds never
-interact, so every device runs its seeds with no communication.
+Seeds and envs: the per-seed functions are `jax.vmap`ped and run on a
+`("seeds", "data")` mesh (`softeq.adapters.mesh`): the seed axis is split
+over "seeds" (seeds never interact), each seed's envs over "data", where the
+learner's batch mean becomes an all-reduce. With several processes
+(`softeq.adapters.distributed`) the mesh spans every process's devices and
+all of them run `train` in step: one learner per seed, process 0 alone writing
+the run folder; a checkpoint gathers the state to every process first.
 
 Run folder:
 
