@@ -44,6 +44,14 @@ def test_training_mesh_has_both_axes_on_local_devices():
     assert m.size == mesh.mesh_shape(1, 8, len(jax.local_devices()))[1]
 
 
+def test_a_multi_process_mesh_that_leaves_devices_idle_is_refused(monkeypatch):
+    """With several processes every device must hold a share (each process steps its own)."""
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    devices = [object()] * 4  # the check comes before any device is touched
+    with pytest.raises(ValueError, match=r"3 seed.*6 envs split over only 2 of them.*--num-envs"):
+        mesh.training_mesh(3, 6, devices)
+
+
 @pytest.mark.parametrize(("algo", "replay"), [("a2c", False), ("dqn", True)])
 def test_env_axes_mark_envs_observations_and_replay_columns(algo, replay):
     config = default_config(algo, "CartPole-v1")
