@@ -350,6 +350,8 @@ class JitTrainResult:
       devices: the number of devices the seeds were spread over.
       trace_counts: how often each per-seed function was traced (1 each: one
         compilation per program).
+      mesh_shape: `{"seeds": seed shards, "data": env shards per seed}`.
+      processes: how many processes trained together (`jax.process_count()`).
     """
 
     run_dir: Path
@@ -368,6 +370,8 @@ class JitTrainResult:
     diverged_at: list[int | None]
     devices: int
     trace_counts: dict[str, int]
+    mesh_shape: dict[str, int] = dataclasses.field(default_factory=lambda: {"seeds": 1, "data": 1})
+    processes: int = 1
 
     @property
     def total_sps(self) -> float:
@@ -378,7 +382,8 @@ class JitTrainResult:
 def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
     """The content of `summary.json`.
 
-    Top level: driver, env, algo, backend, num_envs, devices, env steps,
+    Top level: driver, env, algo, backend, num_envs, devices, `mesh` (seed and
+    env shards), `processes`, env steps,
     `sps_total`, `compile_s` (by function, and their total), `wall_s`, `finished`;
     `seeds`: `{"<seed>": {"final_eval_return", "final_eval_std",
     "final_eval_episodes", "recent_return", "diverged_at", "episodes", "updates", "env_steps",
@@ -409,6 +414,8 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
         "algo": run.algo,
         "num_envs": run.num_envs,
         "devices": result.devices,
+        "mesh": dict(result.mesh_shape),
+        "processes": result.processes,
         "env_steps": int(result.env_steps),
         "total_steps": run.total_steps,
         "finished": result.finished,
@@ -840,6 +847,8 @@ def train(
         finished=finished,
         diverged_at=diverged_at,
         devices=int(seeded.mesh.size),
+        mesh_shape={name: int(size) for name, size in seeded.mesh.shape.items()},
+        processes=jax.process_count(),
         trace_counts=seeded.trace_counts,
     )
     if finished and main:
