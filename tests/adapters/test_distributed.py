@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -159,7 +160,8 @@ def test_two_processes_train_one_learner_equal_to_one_process(tmp_path):
     assert rows == {
         tag: len(v[0]) for tag, v in read_metrics(one / "seed-0" / "metrics.csv").items()
     }
-    assert (two / "summary.json").is_file()
+    summary = json.loads((two / "summary.json").read_text())
+    assert (summary["mesh"], summary["processes"]) == ({"seeds": 1, "data": 2}, 2)
 
 
 @pytest.mark.parametrize(
