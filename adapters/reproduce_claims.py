@@ -78,10 +78,16 @@ class TooFewSeeds(Exception):
 def evaluate(claim: Claim, scores: Scores) -> Verdict:
     """`claim.evaluate(scores)`, or an inconclusive verdict when there are too few seeds."""
     try:
-        return claim.evaluate(scores)
+        verdict = claim.evaluate(scores)
     except TooFewSeeds:
         detail = f"{len(scores.seeds)} seed(s) on every variant; a verdict needs {MIN_SEEDS}"
         return undecided(claim, detail)
+    est = stats.probability_of_improvement_ci(
+        scores.values[claim.a], scores.values[claim.b], reps=scores.reps, rng=scores.rng()
+    )
+    return dataclasses.replace(
+        verdict, improvement=est.value, improvement_low=est.low, improvement_high=est.high
+    )
 
 
 def undecided(claim: Claim, why: str) -> Verdict:
@@ -100,6 +106,10 @@ class Verdict:
     low: float
     high: float
     detail: str
+    #: P(a > b) + ½ P(a = b) over runs, averaged over games, and its 95% interval.
+    improvement: float = float("nan")
+    improvement_low: float = float("nan")
+    improvement_high: float = float("nan")
 
     def row(self) -> dict[str, object]:
         return dataclasses.asdict(self)

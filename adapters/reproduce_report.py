@@ -350,6 +350,12 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
+def _prob(v: claims.Verdict) -> str:
+    if not math.isfinite(v.improvement):
+        return "n/a"
+    return f"{v.improvement:.2f} [{v.improvement_low:.2f}, {v.improvement_high:.2f}]"
+
+
 def _fmt(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:+.3f}"
 
@@ -413,13 +419,13 @@ def verdict_markdown(
         " env steps per run.",
         "",
         *_left_out_lines(plan, scores),
-        "| claim | verdict | effect (normalised) | interval | test |",
-        "|---|---|---|---|---|",
+        "| claim | verdict | effect (normalised) | interval | P(a > b) | test |",
+        "|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         lines.append(
             f"| {v.claim} | **{v.outcome}** | {_fmt(v.effect)} | "
-            f"[{_fmt(v.low)}, {_fmt(v.high)}] | {v.detail} |"
+            f"[{_fmt(v.low)}, {_fmt(v.high)}] | {_prob(v)} | {v.detail} |"
         )
     return "\n".join(lines) + "\n"
 
