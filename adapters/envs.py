@@ -571,7 +571,14 @@ def _ale_vector_available() -> bool:
     return ale_py is not None and hasattr(ale_py, "AtariVectorEnv")
 
 
-def _make_ale_backend(rom: str, num_envs: int, options: AtariOptions):
+def _make_ale_backend(
+    rom: str,
+    num_envs: int,
+    options: AtariOptions,
+    autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP,
+):
+    # ale_py's XLA interface (softeq.adapters.ale_xla) needs NEXT_STEP and resets
+    # ended games itself; every other option is shared with the host loop's env.
     ale_py = _ale_module()
     return ale_py.AtariVectorEnv(
         rom,
@@ -579,7 +586,7 @@ def _make_ale_backend(rom: str, num_envs: int, options: AtariOptions):
         max_num_frames_per_episode=options.max_episode_frames,
         repeat_action_probability=float(options.repeat_action_probability),
         full_action_space=options.full_action_space,
-        autoreset_mode=AutoresetMode.SAME_STEP,
+        autoreset_mode=autoreset_mode,
         img_height=options.frame_size,
         img_width=options.frame_size,
         grayscale=options.grayscale,

@@ -1,8 +1,9 @@
 """The jitted driver: a whole training run as pure functions that compile into one program.
 
 For environments that run inside XLA (`softeq.adapters.jax_envs`: gymnax's
-CartPole-v1, Acrobot-v1 and the five MinAtar games) everything a training run
-does between two host visits is one XLA program:
+CartPole-v1, Acrobot-v1 and the five MinAtar games; `softeq.adapters.ale_xla`:
+the `ALE/<Game>-v5` games through ale-py's XLA custom calls) everything a
+training run does between two host visits is one XLA program:
 
     state = program.init(seed)                       # params, optimiser, envs, replay, key
     state, log = program.train_chunk(state, k)        # k iterations, one lax.while_loop
@@ -296,17 +297,24 @@ class JitProgram:
     Args:
       algo: a registered algorithm name (`softeq.adapters.agents.ALGORITHMS`).
       config: the algorithm's config (`config_for(algo)`).
-      env_id: one of `softeq.adapters.jax_envs.JAX_ENV_IDS`.
+      env_id: one of `softeq.adapters.jax_envs.JAX_ENV_IDS`, or an `ALE/<Game>-v5` id.
       num_envs: N, environments stepped together.
       torso: "mlp", "minatar" or "nature"; None picks the one that fits the observations.
       evaluation: the `EvalSettings` of `evaluate`.
+      lanes: seeds that share the program (its vmap size); the ALE env folds
+        them into its emulators (`softeq.adapters.ale_xla`), gymnax envs ignore it.
 
     Attributes:
-      env: the `JaxVectorEnv`.
+      env: the `JaxVectorEnv` (gymnax) or `ale_xla.AleXlaEnv` (`ALE/<Game>-v5`).
+      eval_env: the env `evaluate` plays on (the same object for gymnax; for
+        ALE its own `evaluation.episodes` emulators per lane).
       network: the haiku network of the registry entry.
       optimizer: the optax optimiser.
       learner_update: the agent's pure learner update, as the host agent uses it.
       steps_per_iteration: env transitions per iteration (N·num_steps or N).
+      max_chunk_length: 1 where a chunk must be one loop-free iteration (the
+        Nature CNN on CPU: XLA runs its gradient convolutions ~8x slower inside
+        loops), else None.
     """
 
     def __init__(
@@ -318,6 +326,7 @@ class JitProgram:
         num_envs: int,
         torso: str | None = None,
         evaluation: EvalSettings | None = None,
+        lanes: int = 1,
     ):
         from softeq.adapters import networks
         from softeq.adapters.agents import get_algorithm
@@ -335,7 +344,7 @@ class JitProgram:
         self.config = config
         self.num_envs = num_envs
         self.on_policy = entry.on_policy
-        self.env = jax_envs.make_jax_env(env_id)
+        self.env, self.eval_env = _make_envs(env_id, num_envs, evaluation, lanes)
         self.env_id = env_id
         self.evaluation = evaluation or EvalSettings()
         if self.evaluation.policy == "sample" and not entry.stochastic_policy:
@@ -351,6 +360,12 @@ class JitProgram:
                     f"{num_envs} envs, fewer than `n_step` ({config.n_step}); raise it."
                 )
         self.torso = torso or networks.torso_for_observation(self.env.observation_shape)
+        # XLA's CPU backend runs the Nature CNN's gradient convolutions about 8x slower
+        # inside a loop body or a cond branch than at the top of a program (a soft-q
+        # update of 80 Atari frames: 3-5 s against 0.3-0.5 s on a loaded 2-core CPU), so
+        # on CPU such a program trains one iteration per call, without a loop.
+        nature_on_cpu = self.torso == "nature" and jax.default_backend() == "cpu"
+        self.max_chunk_length: int | None = 1 if nature_on_cpu else None
         self.network = entry.make_network(self.env.num_actions, torso=self.torso, config=config)
         self.optimizer = entry.make_optimizer(config, num_envs=num_envs)
         self.learner_update = entry.make_learner_update(
@@ -581,6 +596,18 @@ class JitProgram:
         compiled program.
         """
         first_index = jnp.asarray(first_index, jnp.int32)
+        if length == 1 and self.max_chunk_length == 1:
+            # Loop-free (see `max_chunk_length`): the iteration always runs and is
+            # discarded when `num_iterations` is 0 (ALE emulators have still stepped).
+            new_state, log = self.iteration(state, first_index)
+            ran = jnp.asarray(num_iterations, jnp.int32) >= 1
+            state = jax.tree.map(lambda new, old: jnp.where(ran, new, old), new_state, state)
+
+            def row(x):  # as the loop's logs: NaN / 0 where nothing ran
+                blank = jnp.nan if jnp.issubdtype(x.dtype, jnp.floating) else 0
+                return jnp.where(ran, x, blank).astype(x.dtype)[None]
+
+            return state, jax.tree.map(row, log)
         template = jax.eval_shape(self.iteration, state, first_index)[1]
 
         def empty(leaf):
@@ -623,7 +650,7 @@ class JitProgram:
         limit = self.env.max_episode_steps
         cap = ev.max_episode_steps if ev.max_episode_steps > 0 else limit
         key, reset_key = jax.random.split(wrap_key(key))
-        env_state, obs = self.env.reset(reset_key, episodes)
+        env_state, obs = self.eval_env.reset(reset_key, episodes)
 
         def act(obs, key):
             scores = self._policy_scores(params, obs)
@@ -642,7 +669,7 @@ class JitProgram:
         def body(carry):
             t, env_state, obs, key, done, returns, lengths = carry
             key, act_key, env_key = jax.random.split(key, 3)
-            env_state, step = self.env.step(env_key, env_state, act(obs, act_key))
+            env_state, step = self.eval_env.step(env_key, env_state, act(obs, act_key))
             ended = ~jnp.isnan(step.episode_returns) & ~done
             returns = jnp.where(ended, step.episode_returns, returns)
             lengths = jnp.where(ended, step.episode_lengths, lengths)
@@ -660,6 +687,20 @@ class JitProgram:
         returns = jnp.where(capped, env_state.episode_return, returns)
         lengths = jnp.where(capped, env_state.episode_length.astype(jnp.float32), lengths)
         return returns, lengths, capped
+
+
+def _make_envs(env_id: str, num_envs: int, evaluation: EvalSettings | None, lanes: int):
+    """`(training env, evaluation env)`: one pure gymnax env, or two sets of ALE emulators."""
+    from softeq.adapters import ale_xla
+
+    if not ale_xla.is_ale_id(env_id):
+        env = jax_envs.make_jax_env(env_id)
+        return env, env
+    episodes = (evaluation or EvalSettings()).episodes
+    return (
+        ale_xla.make_ale_xla_env(env_id, num_envs=num_envs, lanes=lanes),
+        ale_xla.make_ale_xla_env(env_id, num_envs=episodes, lanes=lanes),
+    )
 
 
 # --------------------------------------------------------------------------------------

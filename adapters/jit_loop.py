@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from softeq.adapters import ale_xla
 from softeq.adapters import checkpoint as ckpt_lib
 from softeq.adapters import distributed as dist
 from softeq.adapters import mesh as mesh_lib
@@ -409,7 +410,7 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
         }
     return {
         "driver": "jit",
-        "backend": "gymnax",
+        "backend": "ale" if ale_xla.is_ale_id(run.env_id) else "gymnax",
         "env_id": run.env_id,
         "algo": run.algo,
         "num_envs": run.num_envs,
@@ -587,6 +588,7 @@ def build_program(run: RunConfig, algo_config: Any) -> JitProgram:
         num_envs=resolve_num_envs(run, algo_config),
         torso=torso,
         evaluation=evaluation,
+        lanes=len(resolve_seeds(run)),
     )
 
 
@@ -644,6 +646,8 @@ def train(
         run.total_steps,
     )
     chunk = min(chunk_iterations(per_iteration, span), total_iterations)
+    chunk = min(chunk, program.max_chunk_length or chunk)  # 1: Nature CNN on CPU
+    devices = ale_xla.program_devices(program, devices)  # ALE emulators: one device
     seeded = SeededProgram(program, seeds, chunk_length=chunk, devices=devices)
     manager = ckpt_lib.CheckpointManager(checkpoint_dir(run_dir), keep=run.keep_checkpoints)
 
@@ -673,7 +677,15 @@ def train(
         diverged_at = list(loop_state.get("diverged_at", diverged_at))
         logger_states = list(payload["loggers"])
         last_ckpt = path
-        out(f"resumed from {path} at env step {iterations * per_iteration} (exact state)")
+        if ale_xla.is_ale_id(run.env_id):
+            state = ale_xla.restart_envs(seeded, state, iterations * per_iteration)
+            out(
+                f"resumed from {path} at env step {iterations * per_iteration}: learner, "
+                "optimiser, replay, keys and counters exact; the Atari emulators cannot be "
+                "saved, so every env starts a fresh game"
+            )
+        else:
+            out(f"resumed from {path} at env step {iterations * per_iteration} (exact state)")
     # Everything compiles before the clock starts: the train time below is the device's.
     programs = {"train_chunk": seeded.chunk_shapes()}
     if loaded is None:
@@ -932,7 +944,9 @@ def evaluate_checkpoint(
     )
     protocol = resolve_eval_protocol(run)
     seeds = resolve_seeds(run)
-    seeded = SeededProgram(build_program(run, algo_config), seeds, chunk_length=1)
+    program = build_program(run, algo_config)
+    devices = ale_xla.program_devices(program, None)
+    seeded = SeededProgram(program, seeds, chunk_length=1, devices=devices)
     state = seeded.restore(payload["state"])
     keys = np.stack([np.asarray(stream_key(int(seed), 1 + i)) for i in range(len(seeds))])
     returns, lengths, capped = jax.device_get(seeded.evaluate(state.learner.params, 0, keys=keys))

@@ -29,8 +29,9 @@ from typing import Any
 CONFIG_FILENAME = "config.json"
 #: Environment backends of `softeq.adapters.envs.make_vector_env`.
 BACKENDS = ("auto", "ale", "gymnasium", "gymnax")
-#: How a run is driven: "jit" (the whole loop inside one XLA program, gymnax envs),
-#: "host" (the Python loop of `softeq.adapters.loop`) or "auto" (jit wherever it can).
+#: How a run is driven: "jit" (the whole loop inside one XLA program: gymnax envs, and
+#: ALE games through ale_py's XLA interface), "host" (the Python loop of
+#: `softeq.adapters.loop`) or "auto" (jit for gymnax envs, host for the rest).
 DRIVERS = ("auto", "jit", "host")
 TORSO_CHOICES = ("auto", "nature", "minatar", "mlp")
 CONFIG_FORMAT_VERSION = 1
@@ -361,9 +362,13 @@ def resolve_backend(config: RunConfig) -> str:
 def resolve_driver(config: RunConfig) -> str:
     """ "jit" or "host": how the run is driven (see `resolve_backend` for the env's origin).
 
-    "auto" is "jit" wherever the env runs inside a program (the gymnax
-    backend) and "host" otherwise. Raises `ConfigError` for a jitted run of an
-    env that cannot be traced, and for several seeds in one host-loop run.
+    "auto" is "jit" for the gymnax backend and "host" otherwise. ALE games can
+    also be jitted (`--driver jit` with backend auto or ale:
+    `softeq.adapters.ale_xla`), but "auto" keeps them on the host loop: on a CPU
+    the Nature-CNN learner, not the emulator, bounds an Atari run, so the jitted
+    driver gains little there (benchmarks/RESULTS-atari-driver.md). Raises
+    `ConfigError` for a jitted run of an env that cannot be traced, and for
+    several seeds in one host-loop run.
     """
     backend = resolve_backend(config)
     driver = config.driver
@@ -371,11 +376,13 @@ def resolve_driver(config: RunConfig) -> str:
         driver = "jit" if backend == "gymnax" else "host"
     if driver == "jit" and backend != "gymnax":
         if is_atari(config.env_id):
+            if backend in ("auto", "ale"):
+                return driver  # ale_py's XLA interface (softeq.adapters.ale_xla)
             raise ConfigError(
-                "--driver",
-                "jit",
-                "the jitted Atari path (ale_py's XLA interface) is not "
-                "there yet; use --driver host (or auto) for ALE games",
+                "--backend",
+                backend,
+                "the jitted driver steps ALE games through ale_py's XLA interface: use "
+                "--backend ale (or auto), or --driver host for gymnasium's Atari envs",
             )
         raise ConfigError(
             "--driver",

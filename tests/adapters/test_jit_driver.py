@@ -441,7 +441,10 @@ def test_sigkill_mid_checkpoint_then_resume_ends_bit_for_bit_like_an_uninterrupt
 @pytest.mark.parametrize(
     ("argv", "pieces"),
     [
-        (["--env", "ALE/Pong-v5", "--driver", "jit"], ["--driver", "jitted Atari path"]),
+        (
+            ["--env", "ALE/Pong-v5", "--driver", "jit", "--backend", "gymnasium"],
+            ["--backend", "'gymnasium'", "XLA interface"],
+        ),
         (["--env", "ALE/Pong-v5", "--backend", "gymnax"], ["--backend", "gymnax has no"]),
         (["--env", "Breakout-MinAtar", "--backend", "gymnasium"], ["only in gymnax"]),
         (["--env", "Breakout-MinAtar", "--driver", "host"], ["--driver", "host", "jitted"]),
