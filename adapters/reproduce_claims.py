@@ -125,69 +125,65 @@ def _difference(scores: Scores, a: str, b: str, confidence: float) -> tuple[floa
 
 
 @dataclasses.dataclass(frozen=True)
-class NotWorse:
+class _PairClaim:
+    """A claim about variant a against variant b, decided on the interval of mean(a) − mean(b)."""
+
     a: str
     b: str
     margin: float = DEFAULT_MARGIN
+    #: coverage of the interval the decision reads.
+    confidence = 0.95
+    #: the claim's text, formatted with the two labels.
+    template = "{a} vs {b}"
 
     @property
     def text(self) -> str:
-        return f"{self.a} ≥ {self.b}"
+        return self.template.format(a=self.a, b=self.b)
 
     def evaluate(self, scores: Scores) -> Verdict:
-        effect, low, high = _difference(scores, self.a, self.b, 0.95)
-        if low > -self.margin:
-            outcome = REPRODUCED
-        elif high < -self.margin:
-            outcome = NOT_REPRODUCED
-        else:
-            outcome = INCONCLUSIVE
-        detail = f"non-inferiority, δ = {self.margin}: 95% interval of the difference vs −δ"
+        effect, low, high = _difference(scores, self.a, self.b, self.confidence)
+        outcome, detail = self.decide(low, high, scores)
         return Verdict(self.text, outcome, effect, low, high, detail)
+
+    def decide(self, low: float, high: float, scores: Scores) -> tuple[str, str]:
+        raise NotImplementedError
+
+
+def _outcome(reproduced: bool, refuted: bool) -> str:
+    return REPRODUCED if reproduced else NOT_REPRODUCED if refuted else INCONCLUSIVE
 
 
 @dataclasses.dataclass(frozen=True)
-class Worse:
-    a: str
-    b: str
-    margin: float = DEFAULT_MARGIN
+class NotWorse(_PairClaim):
+    template = "{a} ≥ {b}"
 
-    @property
-    def text(self) -> str:
-        return f"{self.a} worse than {self.b}"
-
-    def evaluate(self, scores: Scores) -> Verdict:
-        effect, low, high = _difference(scores, self.a, self.b, 0.95)
-        if high < 0:
-            outcome = REPRODUCED
-        elif low > -self.margin:
-            outcome = NOT_REPRODUCED
-        else:
-            outcome = INCONCLUSIVE
-        detail = f"95% interval of the difference below 0 (not worse: above −δ, δ = {self.margin})"
-        return Verdict(self.text, outcome, effect, low, high, detail)
+    def decide(self, low: float, high: float, scores: Scores) -> tuple[str, str]:
+        outcome = _outcome(low > -self.margin, high < -self.margin)
+        return outcome, f"non-inferiority, δ = {self.margin}: 95% interval of the difference vs −δ"
 
 
 @dataclasses.dataclass(frozen=True)
-class Equivalent:
-    a: str
-    b: str
-    margin: float = DEFAULT_MARGIN
+class Worse(_PairClaim):
+    template = "{a} worse than {b}"
 
-    @property
-    def text(self) -> str:
-        return f"{self.a} ≈ {self.b}"
+    def decide(self, low: float, high: float, scores: Scores) -> tuple[str, str]:
+        outcome = _outcome(high < 0, low > -self.margin)
+        return outcome, (
+            f"95% interval of the difference below 0 (not worse: above −δ, δ = {self.margin})"
+        )
 
-    def evaluate(self, scores: Scores) -> Verdict:
-        effect, low, high = _difference(scores, self.a, self.b, 0.90)
-        if -self.margin < low and high < self.margin:
-            outcome = REPRODUCED
-        elif low > self.margin or high < -self.margin:
-            outcome = NOT_REPRODUCED
-        else:
-            outcome = INCONCLUSIVE
-        detail = f"equivalence (two one-sided tests, 90% interval) within ±{self.margin}"
-        return Verdict(self.text, outcome, effect, low, high, detail)
+
+@dataclasses.dataclass(frozen=True)
+class Equivalent(_PairClaim):
+    confidence = 0.90
+    template = "{a} ≈ {b}"
+
+    def decide(self, low: float, high: float, scores: Scores) -> tuple[str, str]:
+        inside = -self.margin < low and high < self.margin
+        outside = low > self.margin or high < -self.margin
+        return _outcome(inside, outside), (
+            f"equivalence (two one-sided tests, 90% interval) within ±{self.margin}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,27 +220,14 @@ class MixedByGame:
 
 
 @dataclasses.dataclass(frozen=True)
-class Unstable:
-    a: str
-    b: str
-    margin: float = DEFAULT_MARGIN
+class Unstable(_PairClaim):
+    template = "{a} unstable (vs {b})"
 
-    @property
-    def text(self) -> str:
-        return f"{self.a} unstable (vs {self.b})"
-
-    def evaluate(self, scores: Scores) -> Verdict:
-        effect, low, high = _difference(scores, self.a, self.b, 0.95)
+    def decide(self, low: float, high: float, scores: Scores) -> tuple[str, str]:
         diverged = int(np.sum(scores.diverged[self.a]))
         runs = scores.diverged[self.a].size
-        if diverged or high < 0:
-            outcome = REPRODUCED
-        elif low > -self.margin:
-            outcome = NOT_REPRODUCED
-        else:
-            outcome = INCONCLUSIVE
-        detail = f"{diverged}/{runs} runs diverged; 95% interval of the difference vs 0"
-        return Verdict(self.text, outcome, effect, low, high, detail)
+        outcome = _outcome(bool(diverged) or high < 0, low > -self.margin)
+        return outcome, f"{diverged}/{runs} runs diverged; 95% interval of the difference vs 0"
 
 
 Claim = NotWorse | Worse | Equivalent | MixedByGame | Unstable
