@@ -809,7 +809,9 @@ def train(
                 episodes = [e + c for e, c in zip(episodes, counts, strict=True)]
                 bar.update(min(env_steps(), run.total_steps) - bar.n)
                 if train_s > 0:
-                    recent = np.nanmean([lg.recent_return for lg in loggers])
+                    # NaN until a seed has finished an episode (no empty-mean warning).
+                    known = [r for r in (lg.recent_return for lg in loggers) if r == r]
+                    recent = np.mean(known) if known else float("nan")
                     bar.set_postfix(sps=f"{trained_steps / train_s:,.0f}", ret=f"{recent:.1f}")
                 if next_eval is not None and env_steps() >= next_eval:
                     next_eval = (env_steps() // eval_every + 1) * eval_every
