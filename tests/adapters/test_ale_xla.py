@@ -23,6 +23,7 @@ from softeq.adapters import ale_xla, envs, jit_loop
 from softeq.adapters.agents import default_config
 from softeq.adapters.jit_driver import JitProgram
 from softeq.adapters.jit_loop import SeededProgram
+from softeq.adapters.run_config import RunConfig
 
 pytest.importorskip("ale_py")
 
@@ -173,7 +174,30 @@ def test_resume_restarts_the_emulators_and_keeps_the_learner_exact():
     assert int(np.asarray(state.updates)[0]) == 2
 
 
-def test_cli_trains_breakout_soft_q_with_the_jitted_driver(tmp_path):
+def test_a_stopped_run_resumes_with_fresh_games_and_says_so(tmp_path):
+    run = RunConfig(
+        env_id="ALE/Pong-v5",
+        algo="a2c",
+        driver="jit",
+        num_envs=2,
+        total_steps=40,
+        eval_every=0,
+        eval_episodes=1,
+        eval_max_episode_steps=5,
+        checkpoint_every=20,
+        progress=False,
+        run_dir=str(tmp_path / "run"),
+    )
+    config = default_config("a2c", "ALE/Pong-v5")
+    first = jit_loop.train(run, config, stop_after_steps=20, out=lambda _: None)
+    assert not first.finished and first.env_steps == 20
+    lines: list[str] = []
+    second = jit_loop.train(run, config, resume=True, out=lines.append)
+    assert second.finished and second.env_steps == 40 and second.updates == [4]
+    assert any("every env starts a fresh game" in line for line in lines), lines
+
+
+def test_cli_trains_two_seeds_of_breakout_soft_q_with_the_jitted_driver(tmp_path):
     run_dir = tmp_path / "run"
     argv = [
         str(Path(sys.executable).with_name("softeq")),
@@ -184,6 +208,9 @@ def test_cli_trains_breakout_soft_q_with_the_jitted_driver(tmp_path):
         "jit",
         "--algo",
         "soft-q",
+        "--seeds",
+        "0",
+        "1",
         "--total-steps",
         "240",
         "--eval-episodes",
@@ -199,6 +226,7 @@ def test_cli_trains_breakout_soft_q_with_the_jitted_driver(tmp_path):
     summary = json.loads((run_dir / jit_loop.SUMMARY_FILENAME).read_text())
     assert summary["backend"] == "ale" and summary["driver"] == "jit"
     assert summary["env_steps"] == 240 and summary["finished"]
-    seed = summary["seeds"]["0"]
-    assert seed["updates"] == 3 and seed["final_eval_episodes"] == 1
-    assert seed["final_eval_return"] is not None
+    assert sorted(summary["seeds"]) == ["0", "1"]  # two seeds folded into one vector env
+    for seed in summary["seeds"].values():
+        assert seed["updates"] == 3 and seed["final_eval_episodes"] == 1
+        assert seed["final_eval_return"] is not None
