@@ -45,7 +45,7 @@ step. Hence:
 * one level of vmap only, and one device: the emulators are one process's
   threads (`jit_loop` lays an ALE run's seeds on the first local device);
 * called outside a vmap, the env is valid only with `lanes=1`; with more
-  lanes ale-py refuses the call at run time ("Expected S·N actions").
+  lanes the call raises `ValueError` when it runs.
 
 The state holds the address of the emulators (`AleEnvState.handle`), valid in
 this process only. A checkpoint cannot hold the emulators themselves: a
@@ -163,7 +163,7 @@ class AleXlaEnv:
         )
 
     # ---------------------------------------------------------------- custom calls
-    def _results(self, batch: int, *kinds: tuple) -> tuple[jax.ShapeDtypeStruct, ...]:
+    def _results(self, batch: int, *kinds: str) -> tuple[jax.ShapeDtypeStruct, ...]:
         shapes = {
             "handle": ((_HANDLE_BYTES,), jnp.uint8),
             "obs": ((batch, *self.observation_shape), jnp.uint8),
@@ -332,7 +332,19 @@ def _fold_lanes(fn: Callable, lanes: int, name: str) -> Callable:
 
     @jax.custom_batching.custom_vmap
     def one_lane(handle, *arrays):
-        return fn(handle, *arrays)
+        if lanes == 1:
+            return fn(handle, *arrays)
+        # Traced unbatched (lax.scan traces its body before vmap batches it), but it
+        # must never run so: the emulators of all lanes move together.
+        shapes = jax.eval_shape(fn, handle, *arrays)
+
+        def refuse(*_):
+            raise ValueError(
+                f"the jitted ALE env's {name} was built for `lanes`={lanes} and runs only "
+                f"under a jax.vmap of that size, not for one lane."
+            )
+
+        return jax.pure_callback(refuse, shapes, handle, *arrays)
 
     @one_lane.def_vmap
     def all_lanes(axis_size, in_batched, handle, *arrays):

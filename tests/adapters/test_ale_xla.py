@@ -131,10 +131,13 @@ def test_seeds_folded_into_one_vector_env_equal_separate_host_envs():
     assert_same_steps(host, jitted)
 
 
-def test_a_vmap_of_another_size_than_the_lanes_is_refused_by_name():
+def test_a_vmap_of_another_size_than_the_lanes_or_none_is_refused_by_name():
     env = ale_xla.make_ale_xla_env("ALE/Pong-v5", num_envs=2, lanes=2)
     with pytest.raises(ValueError, match="built for `lanes`=2"):
         jax.eval_shape(jax.vmap(env.reset_seeded), jnp.zeros((3, 2), jnp.int32))
+    # Unbatched it traces (lax.scan traces bodies before batching them) but refuses to run.
+    with pytest.raises(Exception, match=r"built for `lanes`=2 and runs only under a jax\.vmap"):
+        jax.block_until_ready(jax.jit(env.reset_seeded)(jnp.arange(2)))
 
 
 @pytest.mark.parametrize(
