@@ -75,9 +75,16 @@ _MAX_BASE_SEED = 2**30
 _HANDLE_BYTES = 8
 
 
+def _ale_py():
+    import ale_py
+
+    return ale_py
+
+
 def is_ale_id(env_id: str) -> bool:
     """Whether `env_id` is an `ALE/<Game>-v5` id that ale-py registers."""
-    return isinstance(env_id, str) and env_id in envs._atari_roms()
+    # The prefix test first: gymnax ids need not import ale-py.
+    return isinstance(env_id, str) and env_id.startswith("ALE/") and env_id in envs._atari_roms()
 
 
 class AleEnvState(NamedTuple):
@@ -133,8 +140,11 @@ class AleXlaEnv:
             options = envs.AtariOptions()
         elif not isinstance(options, envs.AtariOptions):
             raise TypeError(f"`options` must be an AtariOptions, got {type(options).__name__}.")
-        if not envs._ale_vector_available():
-            raise RuntimeError("the jitted Atari env needs ale_py.AtariVectorEnv (ale-py >= 0.10)")
+        if not envs._ale_vector_available() or not hasattr(_ale_py().AtariVectorEnv, "xla"):
+            raise RuntimeError(
+                "the jitted Atari env needs ale_py.AtariVectorEnv with its XLA interface "
+                f"(tested with ale-py 0.12.1), but ale-py {_ale_py().__version__} has none."
+            )
         self.env_id = env_id
         self.num_envs = int(num_envs)
         self.lanes = int(lanes)
