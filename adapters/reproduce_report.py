@@ -184,11 +184,12 @@ def score_table(
     labels = [v.label for v in plan.experiment.variants]
     best = {}
     for game in plan.games:
-        means = [
-            np.nanmean([r.score for r in records if r.game == game and r.variant == label])
-            for label in labels
-            if any(r.game == game and r.variant == label for r in records)
-        ]
+        means = []
+        for label in labels:
+            scores = [r.score for r in records if r.game == game and r.variant == label]
+            finite = [x for x in scores if math.isfinite(x)]
+            if finite:  # a run too short to end an episode has no score
+                means.append(float(np.mean(finite)))
         best[game] = max(means) if means else math.nan
     normalised = {}
     for key, record in by_key.items():
@@ -196,9 +197,7 @@ def score_table(
         span = high - low
         normalised[key] = (record.score - low) / span if span > 0 else math.nan
     games = tuple(g for g in plan.games if learned(random[g], best[g]))
-    seeds = tuple(
-        s for s in plan.seeds if all((g, v, s) in by_key for g in plan.games for v in labels)
-    )
+    seeds = complete_seeds(plan, records)
     if not seeds or not games:
         return None, normalised
     values = {v: np.array([[normalised[(g, v, s)] for g in games] for s in seeds]) for v in labels}
@@ -211,6 +210,15 @@ def score_table(
             games=games, seeds=seeds, values=values, diverged=diverged, reps=BOOTSTRAP_REPS
         ),
         normalised,
+    )
+
+
+def complete_seeds(plan: Plan, records: Sequence[RunRecord]) -> tuple[int, ...]:
+    """The seeds finished by every variant on every game of the plan."""
+    keys = {(r.game, r.variant, r.seed) for r in records}
+    labels = [v.label for v in plan.experiment.variants]
+    return tuple(
+        s for s in plan.seeds if all((g, v, s) in keys for g in plan.games for v in labels)
     )
 
 
@@ -414,7 +422,7 @@ def verdict_markdown(
         + ".",
         "",
         f"Suite `{plan.suite.name}`: games {', '.join(plan.games)}; seeds "
-        + (", ".join(map(str, scores.seeds)) if scores else "none finished on every variant")
+        + (", ".join(map(str, complete_seeds(plan, records))) or "none finished on every variant")
         + f"; budget {', '.join(f'{v.label} {plan.budget(v):,}' for v in plan.experiment.variants)}"
         " env steps per run.",
         "",
@@ -487,14 +495,9 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
         files.append(plot_aggregates(agg, report / "aggregates.png", title))
         verdicts = [claims.evaluate(claim, scores) for claim in plan.experiment.claims]
     else:
-        keys = {(r.game, r.variant, r.seed) for r in records}
-        labels = [v.label for v in plan.experiment.variants]
-        complete = any(
-            all((g, v, s) in keys for g in plan.games for v in labels) for s in plan.seeds
-        )
         why = (
             f"no game where a variant beat a random policy by {MIN_GAIN:.0%} of the score scale"
-            if complete
+            if complete_seeds(plan, records)
             else "no seed has finished on every variant and game yet"
         )
         verdicts = [claims.undecided(claim, why) for claim in plan.experiment.claims]
