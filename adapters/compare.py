@@ -5,13 +5,17 @@ A spec is an algorithm name with optional hyperparameter overrides:
 `run_compare` trains every (spec, seed) pair, each into its own run folder.
 Where the env runs inside a program (gymnax: CartPole-v1, Acrobot-v1, the
 MinAtar games; driver "jit"), all seeds of one spec are one jitted program
-(`softeq.adapters.jit_loop.train`), run one spec after the other in this
-process; host-loop envs (ALE, gymnasium) train one run per worker process.
+(`softeq.adapters.jit_loop.train`), run one program after the other in this
+process; specs of one algorithm that differ only in sweepable hyperparameters
+(`softeq.adapters.sweep`: temperature, value_weight) share one program whose
+lanes are spec × seed, compiled once; host-loop envs (ALE, gymnasium) train
+one run per worker process.
 The compare folder then holds:
 
     compare.json          manifest (env, specs, seeds, run folders)
     runs/<spec>/seed<k>/  one ordinary run folder per pair (host loop)
     runs/<spec>/seed-<k>/ the same, inside the spec's jitted run folder
+    programs/<name>/      a program shared by several specs: its log and checkpoints
     learning_curves.png   episode return vs env steps, mean ± std over seeds
     grad_cosine.png       soft-q's cos(∇ soft-Q loss, ∇ A2C loss) vs env steps
     summary.md, summary.csv
@@ -52,10 +56,12 @@ from softeq.adapters.run_config import (
     parse_field_value,
     resolve_driver,
     resolve_num_envs,
+    resolve_seeds,
 )
 
 SUMMARY_MD = "summary.md"
 SUMMARY_CSV = "summary.csv"
+PROGRAMS_DIRNAME = "programs"
 FINAL_EPISODES = 100
 
 
@@ -194,6 +200,7 @@ def run_compare(
                 "--out", str(base), "already holds a comparison; pass --force to overwrite it"
             )
         shutil.rmtree(base / "runs", ignore_errors=True)
+        shutil.rmtree(base / PROGRAMS_DIRNAME, ignore_errors=True)
         for name in (COMPARE_MANIFEST, SUMMARY_MD, SUMMARY_CSV):
             (base / name).unlink(missing_ok=True)
     base.mkdir(parents=True, exist_ok=True)
@@ -217,7 +224,7 @@ def run_compare(
             run = batched.replace(run_dir=str(base / rel_dir), driver="jit")
             run = run.replace(num_envs=resolve_num_envs(run, algo_config))
             runs = [os.path.join(rel_dir, seed_dirname(s)) for s in seeds]
-            jit_tasks.append({"label": spec.label, "run": run, "algo": algo_config})
+            jit_tasks.append({"labels": [spec.label], "runs": [run], "algos": [algo_config]})
             manifest_specs.append(_manifest_entry(spec, algo_config, runs))
             continue
         for seed in seeds:
@@ -248,7 +255,16 @@ def run_compare(
     order = sorted(range(len(tasks)), key=lambda i: (tasks[i]["run"]["seed"], i))
     tasks = [tasks[i] for i in order]
     count = len(tasks) + len(jit_tasks) * len(seeds)
-    how = f"{workers} worker(s)" if tasks else "one jitted program per spec"
+    jit_tasks = _group_jit_tasks(jit_tasks, base)
+    if tasks:
+        how = f"{workers} worker(s)"
+    else:
+        how = f"{len(jit_tasks)} jitted program(s)"
+        shared_programs = [t for t in jit_tasks if len(t["labels"]) > 1]
+        if shared_programs:
+            how += "; specs sharing one program: " + "; ".join(
+                " + ".join(t["labels"]) for t in shared_programs
+            )
     out(f"compare: {len(specs)} spec(s) × {len(seeds)} seed(s) = {count} runs on {env_id}, {how}")
     out(f"  -> {base}")
     start = time.perf_counter()
@@ -320,21 +336,66 @@ def _manifest_entry(spec: AlgoSpec, algo_config: Any, runs: list[str]) -> dict[s
     }
 
 
+def _group_jit_tasks(tasks: list[dict[str, Any]], base: Path) -> list[dict[str, Any]]:
+    """Merge the jitted specs that can share one program (`sweep.batch_key`, same run).
+
+    A merged task trains its specs' seeds as the lanes of one program in
+    `base/programs/<algo>-<i>`; a spec alone keeps its own program, as before.
+    """
+    from softeq.adapters import sweep
+
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for task in tasks:
+        run = task["runs"][0]
+        key = (run.replace(run_dir=""), sweep.batch_key(task["algos"][0]))
+        groups.setdefault(key, []).append(task)
+    merged = []
+    for members in groups.values():
+        if len(members) == 1:
+            merged.append(members[0])
+            continue
+        run = members[0]["runs"][0]
+        folder = base / PROGRAMS_DIRNAME / f"{run.algo}-{len(merged)}"
+        merged.append(
+            {
+                "labels": [label for t in members for label in t["labels"]],
+                "runs": [r for t in members for r in t["runs"]],
+                "algos": [a for t in members for a in t["algos"]],
+                "program": run.replace(run_dir=str(folder)),
+            }
+        )
+    return merged
+
+
 def _train_jit(task: dict[str, Any]) -> list[dict[str, Any]]:
-    """Train every seed of one spec as one jitted program; one result per seed."""
+    """Train one jitted program (one spec's seeds, or several specs' × seeds); one result each."""
     from softeq.adapters import jit_loop
 
-    run = task["run"]
+    shared = "program" in task
+    run = task["program"] if shared else task["runs"][0]
+    members = None
+    if shared:
+        members = [
+            jit_loop.SweepMember(r, a) for r, a in zip(task["runs"], task["algos"], strict=True)
+        ]
     Path(run.run_dir).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(Path(run.run_dir) / "train.log", "w") as log:
         result = jit_loop.train(
-            run, task["algo"], out=lambda line: print(line, file=log, flush=True)
+            run,
+            task["algos"][0],
+            members=members,
+            out=lambda line: print(line, file=log, flush=True),
         )
     seconds = time.perf_counter() - start
+    labels = [
+        label
+        for label, r in zip(task["labels"], task["runs"], strict=True)
+        for _ in resolve_seeds(r)
+    ]
     return [
         {
-            "label": task["label"],
+            "label": labels[i],
             "seed": seed,
             "recent_return": result.recent_returns[i],
             "final_eval": result.final_evals[i],

@@ -46,6 +46,7 @@ depend on which other seeds share its program.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Any, NamedTuple
@@ -585,7 +586,33 @@ class JitProgram:
             index = state.env_steps // self.steps_per_iteration
         return self._replay_iteration(state, jnp.asarray(index, jnp.int32), keep_batch)
 
-    def train_chunk(self, state, num_iterations: jax.Array, first_index: jax.Array, *, length: int):
+    def with_hyperparameters(self, values: dict[str, jax.Array]) -> JitProgram:
+        """This program with the config's sweepable fields set to `values` (traced `[]` arrays).
+
+        A shallow copy whose config comes from `sweep.with_traced_fields` and
+        whose learner update is rebuilt from it; env, network and optimiser
+        are shared (no sweepable field reaches them). Used inside a trace only.
+        """
+        from softeq.adapters import sweep
+
+        if not values:
+            return self
+        program = copy.copy(self)
+        program.config = sweep.with_traced_fields(self.config, values)
+        program.learner_update = self.entry.make_learner_update(
+            self.network.apply, self.optimizer, config=program.config
+        )
+        return program
+
+    def train_chunk(
+        self,
+        state,
+        num_iterations: jax.Array,
+        first_index: jax.Array,
+        *,
+        length: int,
+        hyperparameters: dict[str, jax.Array] | None = None,
+    ):
         """Runs `num_iterations` (≤ `length`, traced) iterations in one `lax.while_loop`.
 
         `first_index` is the run's iteration number at the start of the chunk
@@ -593,8 +620,14 @@ class JitProgram:
         `IterationLog` with leading axis `length` whose first `num_iterations`
         rows are filled (NaN / 0 after). `length` is static (it fixes the logs'
         shape); `num_iterations` is not, so a shorter last chunk runs the same
-        compiled program.
+        compiled program. `hyperparameters` (`{field: []}`, traced) replace
+        sweepable config fields (`with_hyperparameters`), so slots of one vmap
+        may train with different values.
         """
+        if hyperparameters:
+            return self.with_hyperparameters(hyperparameters).train_chunk(
+                state, num_iterations, first_index, length=length
+            )
         first_index = jnp.asarray(first_index, jnp.int32)
         if length == 1 and self.max_chunk_length == 1:
             # Loop-free (see `max_chunk_length`): the iteration always runs and is

@@ -109,6 +109,9 @@ class SeededProgram:
       chunk_length: iterations per `train_chunk` call (a static shape).
       devices: devices of the mesh; None: `jax.local_devices()`, or every
         process's `jax.devices()` when the run spans processes.
+      hyperparameters: `{field: [S] values}`, sweepable config fields
+        (`softeq.adapters.sweep`) that differ between the lanes: each lane's
+        learner trains with its own value, in the same compiled program.
 
     Attributes:
       mesh: the `("seeds", "data")` mesh.
@@ -124,11 +127,21 @@ class SeededProgram:
         *,
         chunk_length: int,
         devices: Sequence[jax.Device] | None = None,
+        hyperparameters: dict[str, Sequence[float]] | None = None,
     ):
         from softeq.adapters import jax_envs
 
         self.program = program
         self.seeds = tuple(int(s) for s in seeds)
+        self.hyperparameters = {
+            name: np.asarray(values, np.float32) for name, values in (hyperparameters or {}).items()
+        }
+        for name, values in self.hyperparameters.items():
+            if values.shape != (len(self.seeds),):
+                raise ValueError(
+                    f"`hyperparameters[{name!r}]` must hold one value per lane "
+                    f"({len(self.seeds)}), got shape {values.shape}."
+                )
         self.chunk_length = int(chunk_length)
         splittable = isinstance(program.env, jax_envs.JaxVectorEnv)
         self.mesh = mesh_lib.training_mesh(
@@ -143,8 +156,10 @@ class SeededProgram:
         self._state_shardings = None
         num_envs = program.num_envs
 
-        def chunk(state, n, first):
-            return program.train_chunk(state, n, first, length=self.chunk_length)
+        def chunk(state, n, first, hyperparameters):
+            return program.train_chunk(
+                state, n, first, length=self.chunk_length, hyperparameters=hyperparameters
+            )
 
         self._counters = {
             "init": common.TraceCounter(self._init),
@@ -171,8 +186,8 @@ class SeededProgram:
         self._jitted = {
             "init": jax.jit(seeded("init"), out_shardings=states),
             "train_chunk": jax.jit(
-                seeded("train_chunk", (0, None, None)),
-                in_shardings=(states, self.replicated, self.replicated),
+                seeded("train_chunk", (0, None, None, 0)),
+                in_shardings=(states, self.replicated, self.replicated, self.batched),
                 out_shardings=(states, self.readable),
                 donate_argnums=0,
             ),
@@ -249,7 +264,7 @@ class SeededProgram:
     def chunk_shapes(self):
         """Example arguments of `train_chunk` for `compile_all`."""
         count = jax.ShapeDtypeStruct((), jnp.int32, sharding=self.replicated)
-        return self.state_shapes(), count, count
+        return self.state_shapes(), count, count, self._shapes(self.hyperparameters)
 
     def eval_shapes(self):
         """Example arguments of `evaluate` for `compile_all`."""
@@ -296,7 +311,8 @@ class SeededProgram:
         """
         n = mesh_lib.put_global(np.asarray(num_iterations, np.int32), self.replicated)
         first = mesh_lib.put_global(np.asarray(first_index, np.int32), self.replicated)
-        return self._call("train_chunk", state, n, first)
+        hyper = {k: mesh_lib.put_global(v, self.batched) for k, v in self.hyperparameters.items()}
+        return self._call("train_chunk", state, n, first, hyper)
 
     def evaluate(self, params, eval_index: int, *, keys: np.ndarray | None = None):
         """Evaluation episodes of every seed: `(returns, lengths, capped)`, each `[S, E]`.
@@ -571,8 +587,11 @@ def _eval_summary(returns: np.ndarray, lengths: np.ndarray, capped: np.ndarray) 
 # --------------------------------------------------------------------------------------
 
 
-def build_program(run: RunConfig, algo_config: Any) -> JitProgram:
-    """The per-seed `JitProgram` of `run` (env, algorithm, envs, torso, evaluation)."""
+def build_program(run: RunConfig, algo_config: Any, *, lanes: int | None = None) -> JitProgram:
+    """The per-seed `JitProgram` of `run` (env, algorithm, envs, torso, evaluation).
+
+    `lanes`: the program's vmap size (None: the run's seeds).
+    """
     protocol = resolve_eval_protocol(run)
     evaluation = EvalSettings(
         episodes=max(1, run.eval_episodes),
@@ -588,8 +607,22 @@ def build_program(run: RunConfig, algo_config: Any) -> JitProgram:
         num_envs=resolve_num_envs(run, algo_config),
         torso=torso,
         evaluation=evaluation,
-        lanes=len(resolve_seeds(run)),
+        lanes=len(resolve_seeds(run)) if lanes is None else lanes,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepMember:
+    """One run of a sweep: its own folder, seeds and algorithm config (`train(members=...)`).
+
+    Members share one program when their configs differ only in sweepable
+    fields (`softeq.adapters.sweep.batch_key`); each ends with the run folder
+    it would have had alone: `config.json`, `seed-<s>/` metrics, a final
+    checkpoint of its lanes and `summary.json`.
+    """
+
+    run: RunConfig
+    algo_config: Any
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
@@ -604,6 +637,7 @@ def train(
     stop_after_steps: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     keep_going_when_diverged: bool = False,
+    members: Sequence[SweepMember] | None = None,
     out: Callable[[str], None] = print,
 ) -> JitTrainResult:
     """Train every seed of `run` as one jitted program; see the module docstring.
@@ -618,6 +652,11 @@ def train(
       keep_going_when_diverged: a seed whose learner loss becomes non-finite is
         recorded as diverged (env step in `diverged_at`) and the other seeds go on;
         an experiment counts divergence as an outcome (`softeq reproduce`).
+      members: train these runs (same env and budget as `run`; configs differing
+        only in sweepable fields) as the lanes of this one program: each member's
+        seeds are lanes with its own hyperparameter values. `run.run_dir` then
+        holds the program's checkpoints; each member's folder gets what a run
+        of its own writes (see `SweepMember`). The result lists every lane.
       out: where status lines go.
 
     Raises:
@@ -637,7 +676,27 @@ def train(
     seeds = resolve_seeds(run)
     num_envs = resolve_num_envs(run, algo_config)
     run = run.replace(num_envs=num_envs, driver="jit")  # as the saved config records it
-    program = build_program(run, algo_config)
+    lane_dirs = [run_dir / seed_dirname(s) for s in seeds]
+    hyperparameters: dict[str, Any] = {}
+    member_lanes: list[list[int]] = []
+    if members:
+        from softeq.adapters import sweep
+
+        members = [
+            dataclasses.replace(m, run=m.run.replace(num_envs=num_envs, driver="jit"))
+            for m in members
+        ]
+        lane_configs = [m.algo_config for m in members for _ in resolve_seeds(m.run)]
+        seeds = tuple(s for m in members for s in resolve_seeds(m.run))
+        lane_dirs = [
+            Path(m.run.run_dir) / seed_dirname(s) for m in members for s in resolve_seeds(m.run)
+        ]
+        for m in members:
+            first = sum(len(lanes) for lanes in member_lanes)
+            member_lanes.append(list(range(first, first + len(resolve_seeds(m.run)))))
+        hyperparameters = sweep.sweep_values(lane_configs)  # refuses unsweepable differences
+        algo_config = lane_configs[0]
+    program = build_program(run, algo_config, lanes=len(seeds))
     per_iteration = program.steps_per_iteration
     total_iterations = math.ceil(run.total_steps / per_iteration)
     span = min(
@@ -648,7 +707,9 @@ def train(
     chunk = min(chunk_iterations(per_iteration, span), total_iterations)
     chunk = min(chunk, program.max_chunk_length or chunk)  # 1: Nature CNN on CPU
     devices = ale_xla.program_devices(program, devices)  # ALE emulators: one device
-    seeded = SeededProgram(program, seeds, chunk_length=chunk, devices=devices)
+    seeded = SeededProgram(
+        program, seeds, chunk_length=chunk, devices=devices, hyperparameters=hyperparameters
+    )
     manager = ckpt_lib.CheckpointManager(checkpoint_dir(run_dir), keep=run.keep_checkpoints)
 
     loaded = None
@@ -659,6 +720,8 @@ def train(
     out(format_configs(run, algo_config))
     if main:
         save_run_configs(run_dir, run, algo_config)
+        for member in members or ():
+            save_run_configs(Path(member.run.run_dir), member.run, member.algo_config)
 
     iterations = eval_index = 0
     final_evals: list[dict | None] = [None] * len(seeds)
@@ -700,10 +763,10 @@ def train(
     # TensorBoard writes than the training itself.
     log_every = max(run.log_every, program.updates_per_iteration * chunk)
     loggers = [
-        MetricsLogger(run_dir / seed_dirname(s), log_every=log_every, state=logger_states[i])
+        MetricsLogger(lane_dirs[i], log_every=log_every, state=logger_states[i])
         if main
         else _SilentLogger()
-        for i, s in enumerate(seeds)
+        for i in range(len(seeds))
     ]
     shape = seeded.mesh.shape
     out(
@@ -715,25 +778,34 @@ def train(
     def env_steps() -> int:
         return iterations * per_iteration
 
-    def make_payload(host_state: Any) -> dict[str, Any]:
+    def make_payload(host_state: Any, lanes: Sequence[int] | None = None, member=None):
+        # `lanes` and `member`: the checkpoint of one sweep member, as if it ran alone.
+        lanes = list(range(len(seeds))) if lanes is None else list(lanes)
+        if len(lanes) != len(seeds):
+            host_state = jax.tree.map(lambda x: np.asarray(x)[np.asarray(lanes)], host_state)
+
+        def pick(values):
+            return [values[i] for i in lanes]
+
+        own_run, own_config = (run, algo_config) if member is None else member
         return {
             "format": JIT_CHECKPOINT_FORMAT,
             "driver": "jit",
             "algo": run.algo,
             "env_id": run.env_id,
-            "seeds": list(seeds),
+            "seeds": pick(seeds),
             "num_envs": num_envs,
-            "config": configs_to_dict(run, algo_config),
+            "config": configs_to_dict(own_run, own_config),
             "state": ckpt_lib.to_host(jax.tree.leaves(host_state)),
             "loop": {
                 "iterations": iterations,
                 "env_steps": env_steps(),
                 "eval_index": eval_index,
-                "final_evals": final_evals,
-                "episodes": episodes,
-                "diverged_at": diverged_at,
+                "final_evals": pick(final_evals),
+                "episodes": pick(episodes),
+                "diverged_at": pick(diverged_at),
             },
-            "loggers": [logger.state() for logger in loggers],
+            "loggers": pick([logger.state() for logger in loggers]),
         }
 
     def save_checkpoint() -> Path:
@@ -748,6 +820,12 @@ def train(
         path = manager.directory / ckpt_lib.checkpoint_name(env_steps())
         if main:
             path = manager.save(env_steps(), make_payload(host_state))
+            for member, lanes in zip(members or (), member_lanes, strict=True):
+                own = ckpt_lib.CheckpointManager(
+                    checkpoint_dir(member.run.run_dir), keep=run.keep_checkpoints
+                )
+                member_payload = (member.run, member.algo_config)
+                own.save(env_steps(), make_payload(host_state, lanes, member_payload))
         dist.barrier(f"softeq-checkpoint-{env_steps()}")
         return path
 
@@ -865,9 +943,32 @@ def train(
         processes=jax.process_count(),
         trace_counts=seeded.trace_counts,
     )
-    if finished and main:
+    if finished and main and not members:
         write_summary(run_dir, summary_dict(result, run))
+    if finished and main:
+        for member, lanes in zip(members or (), member_lanes, strict=True):
+            own = member_result(result, lanes, Path(member.run.run_dir))
+            write_summary(Path(member.run.run_dir), summary_dict(own, member.run))
     return result
+
+
+def member_result(result: JitTrainResult, lanes: Sequence[int], run_dir: Path) -> JitTrainResult:
+    """The part of a sweep's `result` that belongs to the lanes `lanes` (one member's seeds)."""
+
+    def pick(values):
+        return [values[i] for i in lanes]
+
+    return dataclasses.replace(
+        result,
+        run_dir=run_dir,
+        seeds=tuple(pick(result.seeds)),
+        updates=pick(result.updates),
+        episodes=pick(result.episodes),
+        recent_returns=pick(result.recent_returns),
+        final_evals=pick(result.final_evals),
+        diverged_at=pick(result.diverged_at),
+        checkpoint=None,
+    )
 
 
 def _check_payload(payload: dict, path: Path, run: RunConfig, seeds, num_envs: int) -> None:

@@ -1,0 +1,114 @@
+"""Hyperparameter sweeps inside one jitted program: which fields may differ between its slots.
+
+A jitted program (`softeq.adapters.jit_loop.SeededProgram`) vmaps one run over
+*slots*; a slot is a seed, or a (hyperparameter value, seed) pair. A field can
+vary between slots without recompiling only if the traced program reads it as
+an array: it must not fix a shape (`num_steps`, `n_step`, `batch_size`),
+choose a Python branch (`entropy`, `target`, `optimizer`, `dueling`) or build
+a schedule (`learning_rate`, `lr_decay_steps`). The fields below pass that
+test: every use of them inside a traced learner update is arithmetic, and
+the core functions they reach check a temperature only when it is a Python
+number (`softeq.core._checks.check_temperature` lets a tracer through).
+
+    SWEEPABLE_FIELDS[config class]   the fields that may differ between slots
+    batch_key(config)                equal for configs that can share one program
+    sweep_values(configs)            {field: [S] float32} of the fields that differ
+    with_traced_fields(config, values)  the config whose fields hold traced values
+
+Where a field is read outside the learner update (the network, the optimiser,
+the behaviour policy, evaluation), it is not listed here.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from softeq.adapters.agents.config import (
+    A2CConfig,
+    DQNConfig,
+    MunchausenDQNConfig,
+    SoftQConfig,
+)
+
+#: Config class → the float fields that may differ between the slots of one program.
+#: a2c and soft-q read τ and c only in their losses; dqn (and mdqn) read τ only in
+#: their targets. Classes not listed sweep nothing: each value is its own program.
+SWEEPABLE_FIELDS: dict[type, tuple[str, ...]] = {
+    A2CConfig: ("temperature", "value_weight"),
+    SoftQConfig: ("temperature", "value_weight"),
+    DQNConfig: ("temperature",),
+    MunchausenDQNConfig: ("temperature",),
+}
+
+
+def sweepable_fields(config: Any) -> tuple[str, ...]:
+    """The fields of `config` that may differ between the slots of one program."""
+    return SWEEPABLE_FIELDS.get(type(config), ())
+
+
+def batch_key(config: Any) -> tuple:
+    """A key equal for two configs exactly when they can train in one program.
+
+    The config's class and every field that is not sweepable (those fix shapes,
+    branches or schedules of the compiled program).
+    """
+    swept = set(sweepable_fields(config))
+    fixed = tuple(
+        (f.name, getattr(config, f.name)) for f in dataclasses.fields(config) if f.name not in swept
+    )
+    return (type(config), fixed)
+
+
+def sweep_values(configs: Sequence[Any]) -> dict[str, np.ndarray]:
+    """`{field: [S] float32}` of the sweepable fields whose values differ between `configs`.
+
+    Args:
+      configs: one config per slot, all with the same `batch_key`.
+
+    Raises:
+      ValueError: the configs differ in a field that is not sweepable.
+    """
+    if not configs:
+        raise ValueError("`configs` must hold at least one config, got none.")
+    keys = {batch_key(c) for c in configs}
+    if len(keys) != 1:
+        raise ValueError(
+            f"`configs` differ in fields that fix the program (not in "
+            f"{sweepable_fields(configs[0])}); they cannot share one program."
+        )
+    values = {}
+    for name in sweepable_fields(configs[0]):
+        column = [float(getattr(c, name)) for c in configs]
+        if len(set(column)) > 1:
+            values[name] = np.asarray(column, np.float32)
+    return values
+
+
+def with_traced_fields(config: Any, values: Mapping[str, Any]) -> Any:
+    """A copy of the frozen `config` whose fields `values` hold (traced) arrays.
+
+    The concrete values were validated on the host when each slot's config was
+    built; here the fields hold tracers, which `__post_init__`'s checks (Python
+    comparisons on numbers) cannot take. So the dataclass is copied without
+    running them and the fields are set with `object.__setattr__`, which a frozen
+    dataclass permits on a fresh copy. The result lives only inside one trace.
+
+    Raises:
+      ValueError: a field of `values` is not sweepable for this config.
+    """
+    allowed = sweepable_fields(config)
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"`values` names {unknown}, which {type(config).__name__} cannot sweep inside one "
+            f"program; allowed: {list(allowed)}."
+        )
+    traced = copy.copy(config)
+    for name, value in values.items():
+        object.__setattr__(traced, name, value)
+    return traced
