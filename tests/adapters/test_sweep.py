@@ -208,3 +208,49 @@ def test_cli_compare_trains_two_value_weights_in_one_program(tmp_path):
     assert list((program_dir / jit_loop.CHECKPOINT_DIRNAME).glob("*.ckpt"))
     rows = (out / "summary.csv").read_text()
     assert "a2c:value_weight=0.5" in rows and "a2c:value_weight=100" in rows
+
+
+_FOUR_DEVICES_SCRIPT = """
+import jax, numpy as np
+from softeq.adapters import jit_loop
+from softeq.adapters.agents import default_config
+from softeq.adapters.jit_driver import JitProgram
+
+assert jax.device_count() == 4, jax.devices()
+config = default_config("soft-q", "CartPole-v1", lr_decay_steps=20_000)
+program = JitProgram("soft-q", config, env_id="CartPole-v1", num_envs=4)
+hyper = {"temperature": [0.01, 0.01, 0.1, 0.1], "value_weight": [0.5, 0.5, 0.5, 2.0]}
+
+def train(devices):
+    seeded = jit_loop.SeededProgram(
+        program, [0, 1, 0, 1], chunk_length=20, devices=devices, hyperparameters=hyper
+    )
+    state, _ = seeded.train_chunk(seeded.init(), 20, 0)
+    spread = len(jax.tree.leaves(state.learner.params)[0].sharding.device_set)
+    return spread, jax.device_get(state.learner.params)
+
+spread, params4 = train(jax.devices())
+single, params1 = train(jax.devices()[:1])
+assert (spread, single) == (4, 1), (spread, single)
+for a, b in zip(jax.tree.leaves(params4), jax.tree.leaves(params1), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+print("close")
+"""
+
+
+def test_sweep_lanes_on_four_devices_equal_the_same_lanes_on_one():
+    """Lanes with their own temperature and value weight, one per forced host device,
+    train as on one device: the `[S]` values are split over the "seeds" axis with the
+    lanes they belong to. Tolerance as in test_jit_driver's four-device test (XLA:CPU
+    sums batched products in another order over 1 lane than over 4: a few ulps).
+    """
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _FOUR_DEVICES_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("close")
