@@ -73,6 +73,7 @@ from softeq.adapters.run_config import (
 
 CHECKPOINT_DIRNAME = "checkpoints"
 SUMMARY_FILENAME = "summary.json"
+LANES_FILENAME = "lanes.json"  # a sweep program's lanes: seed, member folder, swept values
 JIT_CHECKPOINT_FORMAT = 1
 SEED_AXIS = mesh_lib.SEED_AXIS
 
@@ -655,8 +656,10 @@ def train(
       members: train these runs (same env and budget as `run`; configs differing
         only in sweepable fields) as the lanes of this one program: each member's
         seeds are lanes with its own hyperparameter values. `run.run_dir` then
-        holds the program's checkpoints; each member's folder gets what a run
-        of its own writes (see `SweepMember`). The result lists every lane.
+        holds the program's checkpoints, its `config.json` (the first member's
+        config) and `lanes.json` (each lane's seed, member folder and swept
+        values); each member's folder gets what a run of its own writes (see
+        `SweepMember`). The result lists every lane.
       out: where status lines go.
 
     Raises:
@@ -722,6 +725,13 @@ def train(
         save_run_configs(run_dir, run, algo_config)
         for member in members or ():
             save_run_configs(Path(member.run.run_dir), member.run, member.algo_config)
+        if members:  # config.json holds the first lane's config; this says what each lane ran
+            lanes_record = [
+                {"seed": seed, "folder": str(lane_dirs[i].parent)}
+                | {name: float(values[i]) for name, values in hyperparameters.items()}
+                for i, seed in enumerate(seeds)
+            ]
+            (run_dir / LANES_FILENAME).write_text(json.dumps(lanes_record, indent=2) + "\n")
 
     iterations = eval_index = 0
     final_evals: list[dict | None] = [None] * len(seeds)

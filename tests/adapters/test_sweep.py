@@ -206,6 +206,13 @@ def test_cli_compare_trains_two_value_weights_in_one_program(tmp_path):
     program_dir = out / compare.PROGRAMS_DIRNAME / "a2c-0"
     assert (program_dir / "train.log").exists()
     assert list((program_dir / jit_loop.CHECKPOINT_DIRNAME).glob("*.ckpt"))
+    lanes = json.loads((program_dir / jit_loop.LANES_FILENAME).read_text())
+    assert [(lane["seed"], lane["value_weight"]) for lane in lanes] == [
+        (0, 0.5),
+        (1, 0.5),
+        (0, 100.0),
+        (1, 100.0),
+    ]
     rows = (out / "summary.csv").read_text()
     assert "a2c:value_weight=0.5" in rows and "a2c:value_weight=100" in rows
 
