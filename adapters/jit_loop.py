@@ -682,6 +682,7 @@ def train(
     lane_dirs = [run_dir / seed_dirname(s) for s in seeds]
     hyperparameters: dict[str, Any] = {}
     member_lanes: list[list[int]] = []
+    lane_configs = [algo_config] * len(seeds)
     if members:
         from softeq.adapters import sweep
 
@@ -728,7 +729,7 @@ def train(
         if members:  # config.json holds the first lane's config; this says what each lane ran
             lanes_record = [
                 {"seed": seed, "folder": str(lane_dirs[i].parent)}
-                | {name: float(values[i]) for name, values in hyperparameters.items()}
+                | {name: getattr(lane_configs[i], name) for name in hyperparameters}
                 for i, seed in enumerate(seeds)
             ]
             (run_dir / LANES_FILENAME).write_text(json.dumps(lanes_record, indent=2) + "\n")
