@@ -19,6 +19,12 @@ learner's batch mean becomes an all-reduce. With several processes
 all of them run `train` in step: one learner per seed, process 0 alone writing
 the run folder; a checkpoint gathers the state to every process first.
 
+Sweeps: `train(..., members=[SweepMember(run, config), ...])` trains several
+runs whose configs differ only in sweepable fields (`softeq.adapters.sweep`:
+temperature, value weight) as the lanes of one program; the lanes' values
+enter `train_chunk` as `[S]` arrays beside the state, and each member's
+folder ends as if it had run alone (`softeq compare` uses this).
+
 Run folder:
 
     RUN_DIR/config.json            the run and algorithm configs
