@@ -293,6 +293,7 @@ def plot_curves(
             (line,) = ax.plot(grid, mean, label=f"{label} (n={len(runs)})")
             ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_title(game)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
         ax.set_xlabel("environment steps")
         ax.set_ylabel("cos(soft-Q grad, A2C grad)" if cosine else "training episode return")
         ax.grid(alpha=0.3)
