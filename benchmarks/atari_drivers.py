@@ -30,11 +30,12 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.harness import run_child
 
 ENV_ID = "ALE/Pong-v5"
 ALGO = "a2c"
@@ -130,17 +131,7 @@ def _child(case: str, steps: int) -> None:
 
 def measure(case: str, steps: int) -> dict:
     """Runs `case` in a fresh interpreter and parses its figures."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.atari_drivers", "--child", case, "--steps", str(steps)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3600,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(f"case {case} failed:\n{proc.stderr[-3000:]}")
+    return run_child("benchmarks.atari_drivers", case, "--steps", str(steps), timeout=3600)
 
 
 def _median(values: list[float]) -> float:

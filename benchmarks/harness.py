@@ -8,7 +8,10 @@ so that drift of the machine (other load, frequency changes) hits both alike.
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -68,3 +71,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def run_child(module: str, *args: str, timeout: float) -> dict:
+    """Runs `python -m module --child ARGS` in a fresh interpreter; returns the figures it
+    printed on its `RESULT {json}` line (a case measured in its own process starts cold)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--child", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"{module} case {' '.join(args)} failed:\n{proc.stderr[-3000:]}")

@@ -28,11 +28,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.harness import run_child
 
 CASES = (
     "host:a2c",
@@ -133,17 +134,7 @@ def _child(case: str) -> None:
 
 def measure(case: str) -> dict:
     """Runs `case` in a fresh interpreter and parses its figures."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.jit_driver", "--child", case],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(f"case {case} failed:\n{proc.stderr[-3000:]}")
+    return run_child("benchmarks.jit_driver", case, timeout=1800)
 
 
 def _median(values: list[float]) -> float:

@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.harness import run_child
 from softeq.adapters import networks
 
 ENV_ID = "Breakout-MinAtar"
@@ -312,23 +312,7 @@ def _child(variant: str, seeds: int, steps: int) -> dict:
 
 
 def _measure(variant: str, seeds: int, steps: int) -> dict:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.seed_batching",
-            "--child",
-            f"{variant}:{seeds}:{steps}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(f"driver case {variant}:{seeds} failed:\n{proc.stderr[-3000:]}")
+    return run_child("benchmarks.seed_batching", f"{variant}:{seeds}:{steps}", timeout=1800)
 
 
 def driver_section(*, rounds: int, steps: int, variants: tuple[str, ...]) -> str:
