@@ -4,13 +4,13 @@ An experiment is a list of variants (an algorithm with a few settings) and the
 paper's claims about them (`softeq.adapters.reproduce_claims`); a suite is a
 list of games with a budget and a default number of seeds:
 
-=============  =====================================  ===========================
+=============  =====================================  ======================================
 suite          games                                  budget per run (default)
-=============  =====================================  ===========================
+=============  =====================================  ======================================
 ``classic``    CartPole-v1, Acrobot-v1                450k steps on-policy, 100k DQN
-``minatar``    the five gymnax MinAtar games          1M env steps
+``minatar``    the five gymnax MinAtar games          1M env steps (DQN: 1 update / 4 steps)
 ``atari``      six ALE v5 games of the paper          80M steps on-policy, 10M DQN
-=============  =====================================  ===========================
+=============  =====================================  ======================================
 
 Every (game, variant) pair trains all its seeds as one jitted program where the
 env runs inside the program (`softeq.adapters.jit_loop`). Layout under `--out`:
@@ -61,12 +61,22 @@ class Variant:
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     derived: Callable[[Any], Mapping[str, Any]] | None = None
 
-    def config(self, env_id: str, total_steps: int) -> Any:
-        """The variant's resolved config on `env_id` for a jitted run of `total_steps`."""
+    def config(
+        self, env_id: str, total_steps: int, suite_overrides: Mapping[str, Any] | None = None
+    ) -> Any:
+        """The variant's resolved config on `env_id` for a jitted run of `total_steps`.
+
+        `suite_overrides` (the suite's settings for this algorithm) go between the
+        defaults and the variant's own overrides.
+        """
         from softeq.adapters import agents
         from softeq.adapters.jit_driver import jit_default_overrides
 
-        fields = {**jit_default_overrides(self.algo, env_id, total_steps), **self.overrides}
+        fields = {
+            **jit_default_overrides(self.algo, env_id, total_steps),
+            **(suite_overrides or {}),
+            **self.overrides,
+        }
         config = agents.default_config(self.algo, env_id, **fields)
         if self.derived is not None:
             config = agents.default_config(self.algo, env_id, **fields, **self.derived(config))
@@ -98,6 +108,14 @@ class Suite:
     default_seeds: int
     on_policy_steps: int
     replay_steps: int
+    #: config fields every replay learner of this suite uses (on top of its defaults).
+    replay_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def overrides(self, algo: str) -> Mapping[str, Any]:
+        """The suite's config fields for `algo` (none for on-policy learners)."""
+        from softeq.adapters import agents
+
+        return {} if agents.get_algorithm(algo).on_policy else self.replay_overrides
 
     def total_steps(self, algo: str) -> int:
         from softeq.adapters import agents
@@ -187,6 +205,10 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             3,
             1_000_000,
             1_000_000,
+            # The Nature DQN's replay ratio, one update per 4 transitions (the paper's
+            # §6.2 DQN is "standard" DQN), instead of MinAtar's default of one per 2:
+            # it halves the cost of experiment 2, whose 90 runs bound this suite.
+            replay_overrides=MappingProxyType({"train_every": 4}),
         ),
         # The paper's 320M frames for A2C (frame skip 4); DQN: 40M frames, the paper names none.
         "atari": Suite("atari", PAPER_ATARI_GAMES, 2, 80_000_000, 10_000_000),
@@ -216,6 +238,10 @@ class Plan:
 
     def budget(self, variant: Variant) -> int:
         return self.total_steps or self.suite.total_steps(variant.algo)
+
+    def config(self, game: str, variant: Variant) -> Any:
+        """`variant`'s resolved config on `game` under this plan's suite and budget."""
+        return variant.config(game, self.budget(variant), self.suite.overrides(variant.algo))
 
     def variant_dir(self, game: str, variant: Variant) -> Path:
         return self.root / "runs" / folder_name(game) / folder_name(variant.label)
@@ -314,8 +340,7 @@ def _check_plan_file(plan: Plan) -> None:
         record["sittings"] = list(saved.get("sittings", []))
     for game in plan.games:
         configs = {
-            v.label: dataclasses.asdict(v.config(game, plan.budget(v)))
-            for v in plan.experiment.variants
+            v.label: dataclasses.asdict(plan.config(game, v)) for v in plan.experiment.variants
         }
         # JSON turns tuples into lists: compare what a reload would give.
         configs = json.loads(json.dumps(configs))
@@ -402,7 +427,7 @@ def _run_batch(
     with open(batch / "train.log", "a") as log:
         result = jit_loop.train(
             run,
-            variant.config(game, total),
+            plan.config(game, variant),
             resume=resume,
             keep_going_when_diverged=True,
             out=lambda line: print(line, file=log, flush=True),

@@ -154,3 +154,26 @@ def test_a_second_budget_in_the_same_folder_is_refused(tmp_path):
     other = reproduce.make_plan("experiment-1", seeds=[0], total_steps=2000, out_dir=tmp_path)
     with pytest.raises(Exception, match="use another --out"):
         reproduce._check_plan_file(other)
+
+
+def test_suite_settings_reach_the_replay_learners_only():
+    """The MinAtar suite trains DQN at one update per 4 transitions (the Nature DQN's
+    ratio); the classic suite keeps the registry's defaults, and actor-critics are
+    untouched by a suite's replay settings."""
+    from softeq.adapters import agents, reproduce
+
+    minatar_dqn = reproduce.make_plan("experiment-2", suite="minatar", seeds=[0])
+    for variant in minatar_dqn.experiment.variants:
+        config = minatar_dqn.config("Breakout-MinAtar", variant)
+        assert config.train_every == 4
+        assert config.target == variant.overrides["target"]
+    classic_dqn = reproduce.make_plan("experiment-2", suite="classic", seeds=[0])
+    default = agents.default_config("dqn", "CartPole-v1").train_every
+    assert classic_dqn.config("CartPole-v1", classic_dqn.experiment.variants[0]).train_every == (
+        default
+    )
+    minatar_a2c = reproduce.make_plan("experiment-3", suite="minatar", seeds=[0])
+    for variant in minatar_a2c.experiment.variants:
+        assert minatar_a2c.config("Breakout-MinAtar", variant) == variant.config(
+            "Breakout-MinAtar", minatar_a2c.budget(variant)
+        )
