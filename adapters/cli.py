@@ -190,7 +190,7 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
             dest="run__video",
             default=argparse.SUPPRESS,
             action="store_true",
-            help="record one evaluation episode to mp4 at each evaluation",
+            help="record one evaluation episode to mp4 at each evaluation (jitted: per seed)",
         )
         g.add_argument(
             "--no-progress",
@@ -459,12 +459,11 @@ def cmd_train(ns: argparse.Namespace) -> int:
     run, algo_config = make_configs(run_over, algo_over)
     if multi_process:
         return _train_multi_process(run, algo_config, ns)
+    if run.video and loop.video_writer_available() is None:
+        raise ConfigError("--video", True, loop.VIDEO_MISSING_MESSAGE)
     run = _prepare_run_dir(run, algo_config, resume=ns.resume, force=ns.force)
     if resolve_driver(run) == "jit":
         return _train_jit(run, algo_config, resume=ns.resume, stop_after=ns.stop_after)
-    if run.video:
-        if loop.video_writer_available() is None:
-            raise ConfigError("--video", True, loop.VIDEO_MISSING_MESSAGE)
     result = loop.train(run, algo_config, resume=ns.resume, stop_after_steps=ns.stop_after)
     print(f"env steps: {result.env_steps}  updates: {result.updates}  episodes: {result.episodes}")
     print(f"recent training return (last 100 episodes): {result.recent_return:.2f}")
@@ -519,10 +518,6 @@ def _train_jit(run: RunConfig, algo_config: Any, *, resume: bool, stop_after: in
     """`train` with the jitted driver: every seed in one program."""
     from softeq.adapters import jit_loop
 
-    if run.video:
-        raise ConfigError(
-            "--video", True, "the jitted driver records no videos yet; use --driver host"
-        )
     result = jit_loop.train(run, algo_config, resume=resume, stop_after_steps=stop_after)
     protocol = _protocol_text(resolve_eval_protocol(run))
     print(f"env steps per seed: {result.env_steps}  ({len(result.seeds)} seed(s) in one program)")

@@ -667,6 +667,73 @@ class JitProgram:
         return state, logs
 
     # ---------------------------------------------------------------- evaluation
+    def _eval_actions(self, params: hk.Params, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """Actions `[E]` int32 of the evaluation protocol (greedy, sampled or ε-greedy)."""
+        ev = self.evaluation
+        scores = self._policy_scores(params, obs)
+        greedy = jnp.argmax(scores, axis=-1).astype(jnp.int32)
+        if ev.policy == "greedy":
+            return greedy
+        sample_key, explore_key = jax.random.split(key)
+        if ev.policy == "sample":
+            return jax.random.categorical(sample_key, scores).astype(jnp.int32)
+        random_actions = jax.random.randint(
+            sample_key, greedy.shape, 0, self.env.num_actions, jnp.int32
+        )
+        explore = jax.random.uniform(explore_key, greedy.shape) < ev.epsilon
+        return jnp.where(explore, random_actions, greedy)
+
+    def _eval_cap(self) -> int:
+        """Agent steps after which an evaluation episode is cut (the protocol's or env's)."""
+        cap = self.evaluation.max_episode_steps
+        return cap if cap > 0 else self.env.max_episode_steps
+
+    def _play_evaluation(self, params: hk.Params, key: jax.Array, frames: jax.Array | None):
+        """The evaluation episodes (see `evaluate`); also writes episode 0's observations
+        into `frames` (`[L, *obs_shape]`, the first L steps) when it is given."""
+        episodes = self.evaluation.episodes
+        cap = self._eval_cap()
+        key, reset_key = jax.random.split(wrap_key(key))
+        env_state, obs = self.eval_env.reset(reset_key, episodes)
+
+        def record(frames, t, obs, keep):
+            """`frames` with row t set to `obs[0]` where `keep` and t < L (O(one row))."""
+            if frames is None:
+                return None
+            row = jnp.minimum(t, frames.shape[0] - 1)
+            keep = keep & (t < frames.shape[0])
+            value = jnp.where(keep, self._video_view(obs[0]).astype(frames.dtype), frames[row])
+            return jax.lax.dynamic_update_index_in_dim(frames, value, row, 0)
+
+        def body(carry):
+            t, env_state, obs, key, done, returns, lengths, frames = carry
+            key, act_key, env_key = jax.random.split(key, 3)
+            actions = self._eval_actions(params, obs, act_key)
+            env_state, step = self.eval_env.step(env_key, env_state, actions)
+            # Episode 0's observation after this step (`final_obs`: where it has just
+            # ended, its last one rather than the next episode's first).
+            frames = record(frames, t + 1, step.final_obs, ~done[0])
+            ended = ~jnp.isnan(step.episode_returns) & ~done
+            returns = jnp.where(ended, step.episode_returns, returns)
+            lengths = jnp.where(ended, step.episode_lengths, lengths)
+            return t + 1, env_state, step.obs, key, done | ended, returns, lengths, frames
+
+        def running(carry):
+            t, done = carry[0], carry[4]
+            return (t < cap) & ~jnp.all(done)
+
+        zeros = jnp.zeros((episodes,), jnp.float32)
+        done = jnp.zeros((episodes,), bool)
+        frames = record(frames, 0, obs, jnp.ones((), bool))
+        carry = (jnp.zeros((), jnp.int32), env_state, obs, key, done, zeros, zeros, frames)
+        _, env_state, _, _, done, returns, lengths, frames = jax.lax.while_loop(
+            running, body, carry
+        )
+        capped = ~done
+        returns = jnp.where(capped, env_state.episode_return, returns)
+        lengths = jnp.where(capped, env_state.episode_length.astype(jnp.float32), lengths)
+        return returns, lengths, capped, frames
+
     def evaluate(self, params: hk.Params, key: jax.Array):
         """One episode on each of `evaluation.episodes` fresh env copies.
 
@@ -678,48 +745,39 @@ class JitProgram:
           `(returns [E], lengths [E], capped [E] bool)`: raw returns and lengths;
           `capped` marks episodes stopped by `max_episode_steps`.
         """
-        ev = self.evaluation
-        episodes = ev.episodes
-        limit = self.env.max_episode_steps
-        cap = ev.max_episode_steps if ev.max_episode_steps > 0 else limit
-        key, reset_key = jax.random.split(wrap_key(key))
-        env_state, obs = self.eval_env.reset(reset_key, episodes)
-
-        def act(obs, key):
-            scores = self._policy_scores(params, obs)
-            greedy = jnp.argmax(scores, axis=-1).astype(jnp.int32)
-            if ev.policy == "greedy":
-                return greedy
-            sample_key, explore_key = jax.random.split(key)
-            if ev.policy == "sample":
-                return jax.random.categorical(sample_key, scores).astype(jnp.int32)
-            random_actions = jax.random.randint(
-                sample_key, greedy.shape, 0, self.env.num_actions, jnp.int32
-            )
-            explore = jax.random.uniform(explore_key, greedy.shape) < ev.epsilon
-            return jnp.where(explore, random_actions, greedy)
-
-        def body(carry):
-            t, env_state, obs, key, done, returns, lengths = carry
-            key, act_key, env_key = jax.random.split(key, 3)
-            env_state, step = self.eval_env.step(env_key, env_state, act(obs, act_key))
-            ended = ~jnp.isnan(step.episode_returns) & ~done
-            returns = jnp.where(ended, step.episode_returns, returns)
-            lengths = jnp.where(ended, step.episode_lengths, lengths)
-            return t + 1, env_state, step.obs, key, done | ended, returns, lengths
-
-        def running(carry):
-            t, done = carry[0], carry[4]
-            return (t < cap) & ~jnp.all(done)
-
-        zeros = jnp.zeros((episodes,), jnp.float32)
-        done = jnp.zeros((episodes,), bool)
-        carry = (jnp.zeros((), jnp.int32), env_state, obs, key, done, zeros, zeros)
-        _, env_state, _, _, done, returns, lengths = jax.lax.while_loop(running, body, carry)
-        capped = ~done
-        returns = jnp.where(capped, env_state.episode_return, returns)
-        lengths = jnp.where(capped, env_state.episode_length.astype(jnp.float32), lengths)
+        returns, lengths, capped, _ = self._play_evaluation(params, key, None)
         return returns, lengths, capped
+
+    def video_frames(self) -> int:
+        """L, the observations `evaluate_with_video` keeps: one more than the steps of
+        an episode, at most `VIDEO_MAX_STEPS` + 1."""
+        return min(self._eval_cap(), VIDEO_MAX_STEPS) + 1
+
+    def evaluate_with_video(self, params: hk.Params, key: jax.Array):
+        """`evaluate`, plus the observations of its episode 0 (the same episode).
+
+        Returns:
+          `(returns [E], lengths [E], capped [E], frames [L, *obs_shape])`: the
+          first three as `evaluate` returns them for the same `key`; `frames[t]`
+          is episode 0's observation after t steps (Atari: its newest frame,
+          `[1, H, W]`), for t ≤ min(its length, L − 1); rows after those are zeros
+          (L = `video_frames()`).
+        """
+        shape = jax.eval_shape(self._video_view, jnp.zeros(self.env.observation_shape)).shape
+        frames = jnp.zeros((self.video_frames(), *shape), self.env.observation_dtype)
+        return self._play_evaluation(params, key, frames)
+
+    def _video_view(self, obs: jax.Array) -> jax.Array:
+        """What a video keeps of one observation: all of it, or for Atari the newest
+        frame of the stack (`[1, H, W]`: a quarter of the memory, the frame drawn)."""
+        from softeq.adapters import ale_xla
+
+        return obs[-1:] if ale_xla.is_ale_id(self.env_id) else obs
+
+
+#: Agent steps of an evaluation episode that a video shows at most (10 minutes at 15
+#: frames/s for Atari, a whole CartPole or Acrobot episode).
+VIDEO_MAX_STEPS = 9_000
 
 
 def _make_envs(env_id: str, num_envs: int, evaluation: EvalSettings | None, lanes: int):

@@ -76,6 +76,7 @@ from softeq.adapters.run_config import (
     resolve_seeds,
     save_run_configs,
 )
+from softeq.adapters.video import VIDEO_DIRNAME, write_observation_video
 
 CHECKPOINT_DIRNAME = "checkpoints"
 SUMMARY_FILENAME = "summary.json"
@@ -172,6 +173,7 @@ class SeededProgram:
             "init": common.TraceCounter(self._init),
             "train_chunk": common.TraceCounter(chunk),
             "evaluate": common.TraceCounter(program.evaluate),
+            "evaluate_with_video": common.TraceCounter(program.evaluate_with_video),
         }
 
         def laid_out(fn):
@@ -200,6 +202,11 @@ class SeededProgram:
             ),
             "evaluate": jax.jit(
                 seeded("evaluate"),
+                in_shardings=(states.learner.params, self.batched),
+                out_shardings=self.readable,
+            ),
+            "evaluate_with_video": jax.jit(
+                seeded("evaluate_with_video"),
                 in_shardings=(states.learner.params, self.batched),
                 out_shardings=self.readable,
             ),
@@ -328,6 +335,12 @@ class SeededProgram:
         """
         keys = eval_keys(self.seeds, eval_index) if keys is None else keys
         return self._call("evaluate", params, mesh_lib.put_global(keys, self.batched))
+
+    def evaluate_with_video(self, params, eval_index: int):
+        """`evaluate`, plus each seed's observations of its episode 0:
+        `(returns, lengths, capped, frames [S, L, *obs_shape])`."""
+        keys = mesh_lib.put_global(eval_keys(self.seeds, eval_index), self.batched)
+        return self._call("evaluate_with_video", params, keys)
 
 
 def _strongly_typed(tree):
@@ -848,7 +861,19 @@ def train(
 
     def run_eval() -> list[dict]:
         nonlocal eval_index
-        returns, lengths, capped = jax.device_get(seeded.evaluate(state.learner.params, eval_index))
+        if run.video:
+            returns, lengths, capped, frames = jax.device_get(
+                seeded.evaluate_with_video(state.learner.params, eval_index)
+            )
+            if main:
+                for i, lane_dir in enumerate(lane_dirs):
+                    path = lane_dir / VIDEO_DIRNAME / f"eval-{env_steps():012d}.mp4"
+                    shown = min(int(lengths[i, 0]), frames.shape[1] - 1) + 1
+                    write_observation_video(run.env_id, frames[i, :shown], path)
+        else:
+            returns, lengths, capped = jax.device_get(
+                seeded.evaluate(state.learner.params, eval_index)
+            )
         eval_index += 1
         results = []
         for i, logger in enumerate(loggers):

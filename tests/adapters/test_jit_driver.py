@@ -70,7 +70,12 @@ def _train_seeds(algo: str, seeds, total_steps: int, *, num_envs: int, episodes:
     state, logs = seeded.train_chunk(seeded.init(), iterations, 0)
     returns, _, capped = jax.device_get(seeded.evaluate(state.learner.params, 0))
     assert not capped.any()
-    assert seeded.trace_counts == {"init": 1, "train_chunk": 1, "evaluate": 1}
+    assert seeded.trace_counts == {
+        "init": 1,
+        "train_chunk": 1,
+        "evaluate": 1,
+        "evaluate_with_video": 0,
+    }
     return state, logs, returns
 
 
@@ -244,7 +249,12 @@ def test_a2c_learns_cartpole_with_seeds_in_one_program_run_in_chunks(tmp_path, s
     )
     result = jit_loop.train(run, _config("a2c", run.total_steps), out=lambda _line: None)
     assert result.finished and result.env_steps == 391 * 256
-    assert result.trace_counts == {"init": 1, "train_chunk": 1, "evaluate": 1}
+    assert result.trace_counts == {
+        "init": 1,
+        "train_chunk": 1,
+        "evaluate": 1,
+        "evaluate_with_video": 0,
+    }
     scores = np.asarray([fe["return_mean"] for fe in result.final_evals])
     assert (scores >= 100).sum() >= 4, scores
     assert np.median(scores) >= 120, scores
@@ -451,7 +461,6 @@ def test_sigkill_mid_checkpoint_then_resume_ends_bit_for_bit_like_an_uninterrupt
         (["--driver", "host", "--seeds", "0", "1"], ["--seeds", "[0, 1]", "softeq compare"]),
         (["--seeds", "3", "3"], ["--seeds", "each seed at most once"]),
         (["--driver", "warp"], ["--driver", "'warp'", "auto|jit|host"]),
-        (["--video"], ["--video", "jitted driver records no videos"]),
     ],
 )
 def test_combinations_that_cannot_run_are_refused_by_name(tmp_path, capsys, argv, pieces):
