@@ -10,7 +10,7 @@ test: every use of them inside a traced learner update is arithmetic, and
 the core functions they reach check a temperature only when it is a Python
 number (`softeq.core._checks.check_temperature` lets a tracer through).
 
-    SWEEPABLE_FIELDS[config class]   the fields that may differ between slots
+    sweepable_fields(config)         the fields that may differ between slots (registry)
     batch_key(config)                equal for configs that can share one program
     sweep_values(configs)            {field: [S] float32} of the fields that differ
     with_traced_fields(config, values)  the config whose fields hold traced values
@@ -28,27 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from softeq.adapters.agents.config import (
-    A2CConfig,
-    DQNConfig,
-    MunchausenDQNConfig,
-    SoftQConfig,
-)
-
-#: Config class → the float fields that may differ between the slots of one program.
-#: a2c and soft-q read τ and c only in their losses; dqn (and mdqn) read τ only in
-#: their targets. Classes not listed sweep nothing: each value is its own program.
-SWEEPABLE_FIELDS: dict[type, tuple[str, ...]] = {
-    A2CConfig: ("temperature", "value_weight"),
-    SoftQConfig: ("temperature", "value_weight"),
-    DQNConfig: ("temperature",),
-    MunchausenDQNConfig: ("temperature",),
-}
-
 
 def sweepable_fields(config: Any) -> tuple[str, ...]:
-    """The fields of `config` that may differ between the slots of one program."""
-    return SWEEPABLE_FIELDS.get(type(config), ())
+    """The fields of `config` that may differ between the slots of one program: the
+    `sweepable` fields of the registry entry whose config class `config` is (a2c and
+    soft-q read τ and c only in their losses, dqn and mdqn τ only in their targets;
+    an entry that lists none sweeps nothing: each value is its own program)."""
+    from softeq.adapters.agents import registry
+
+    for name in registry.algorithm_names():
+        entry = registry.get_algorithm(name)
+        if type(config) is entry.config_class:
+            return entry.sweepable
+    return ()
 
 
 def batch_key(config: Any) -> tuple:

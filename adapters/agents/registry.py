@@ -85,6 +85,9 @@ class Algorithm:
         (traceable; `env_steps` is the `[]` int count of transitions so far).
       behaviour_metrics: replay learners, optional: `(env_steps, *, config) ->
         dict of [] arrays` logged beside the learner's metrics (e.g. ε).
+      sweepable: float fields of the config that the jitted program reads only
+        as arrays inside the learner update, so that they may differ between
+        the lanes of one program (`softeq.adapters.sweep`).
     """
 
     name: str
@@ -103,6 +106,7 @@ class Algorithm:
     init_learner: Callable[..., Any] | None = None
     act: Callable[..., Any] | None = None
     behaviour_metrics: Callable[..., Any] | None = None
+    sweepable: tuple[str, ...] = ()
 
     def default_config(self, env_id: str, **overrides: Any) -> Any:
         """The config for `env_id`'s family, with `overrides` applied (validated)."""
@@ -132,6 +136,10 @@ def register(algorithm: Algorithm) -> Algorithm:
     missing = sorted(set(ENV_FAMILIES) - set(algorithm.num_envs))
     if missing:
         raise ValueError(f"`num_envs` of {algorithm.name!r} lacks the families {missing}.")
+    fields = {f.name for f in dataclasses.fields(algorithm.config_class)}
+    unknown = sorted(set(algorithm.sweepable) - fields)
+    if unknown:
+        raise ValueError(f"`sweepable` of {algorithm.name!r} names unknown fields {unknown}.")
     if not algorithm.on_policy:
         lacking = [f for f in ("init_learner", "act") if getattr(algorithm, f) is None]
         if lacking:
@@ -199,6 +207,7 @@ register(
         make_learner_update=actor_critic.learner_update_for(actor_critic.a2c_gradients),
         make_agent=actor_critic.agent_for(actor_critic.a2c_gradients),
         reference="Mnih et al. 2016 (A3C), synchronous form; arXiv:1704.06440 §6.1",
+        sweepable=("temperature", "value_weight"),
         policy_scores=actor_critic.policy_logits,
     )
 )
@@ -219,6 +228,7 @@ register(
         make_learner_update=actor_critic.learner_update_for(actor_critic.soft_q_gradients),
         make_agent=actor_critic.agent_for(actor_critic.soft_q_gradients),
         reference="arXiv:1704.06440 §6.3",
+        sweepable=("temperature", "value_weight"),
         policy_scores=actor_critic.policy_logits,
     )
 )
@@ -237,6 +247,7 @@ register(
         make_learner_update=dqn.make_learner_update,
         make_agent=dqn.DQNAgent,
         reference="Mnih et al. 2015; arXiv:1704.06440 §6.2",
+        sweepable=("temperature",),
         policy_scores=dqn.q_values,
         init_learner=dqn.init_learner,
         act=dqn.epsilon_greedy_act,
@@ -258,6 +269,7 @@ register(
         make_learner_update=mdqn.make_learner_update,
         make_agent=replay_agent.agent_for("mdqn"),
         reference="Vieillard, Pietquin & Geist 2020, arXiv:2007.14430",
+        sweepable=("temperature",),
         policy_scores=dqn.q_values,
         init_learner=dqn.init_learner,
         act=dqn.epsilon_greedy_act,

@@ -56,6 +56,20 @@ def test_batch_key_ignores_sweepable_fields_only():
     # a2c and soft-q have the same fields but are different programs
     assert sweep.batch_key(base) != sweep.batch_key(_config("soft-q"))
     assert sweep.sweepable_fields(_config("dqn")) == ("temperature",)
+    assert sweep.sweepable_fields(_config("sac-discrete")) == ()  # its entry lists none
+
+
+def test_a_registry_entry_naming_an_unknown_sweepable_field_is_refused():
+    import dataclasses
+
+    from softeq.adapters.agents import registry
+
+    entry = dataclasses.replace(
+        registry.get_algorithm("a2c"), name="a2c-typo", sweepable=("temprature",)
+    )
+    with pytest.raises(ValueError, match=r"`sweepable` of 'a2c-typo' names unknown fields"):
+        registry.register(entry)
+    assert "a2c-typo" not in registry.algorithm_names()
 
 
 def test_sweep_values_lists_only_the_fields_that_differ():
