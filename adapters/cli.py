@@ -569,6 +569,7 @@ def cmd_compare(ns: argparse.Namespace) -> int:
         out_dir=ns.out,
         workers=ns.workers,
         force=ns.force,
+        resume=ns.resume,
     )
     compare.print_result(result)
     return 0
@@ -740,6 +741,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder, as train's --run-dir (default runs/compare-<time>)",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing compare folder")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the comparison in --run-dir (the same command): finished runs are kept, "
+        "interrupted ones continue from their checkpoints",
+    )
     _add_run_flags(p, compare=True)
     _add_algo_flags(p)
     p.set_defaults(func=cmd_compare)

@@ -20,6 +20,11 @@ The compare folder then holds:
     grad_cosine.png       soft-q's cos(∇ soft-Q loss, ∇ A2C loss) vs env steps
     summary.md, summary.csv
 
+`resume=True` (`softeq compare --resume`) continues an interrupted comparison
+in the same folder: finished programs and runs are kept (read back, not
+redone), interrupted ones continue from their newest checkpoint, and a folder
+started with other specs, seeds or settings is refused.
+
 "Final return" of a run is the mean raw return of its last 100 training
 episodes; "final eval" is the evaluation at the end of the run. The
 cosine statistics pool every logged `grad_cosine` value of every seed.
@@ -129,8 +134,24 @@ def _train_one(task: dict[str, Any]) -> dict[str, Any]:
     Path(run.run_dir).mkdir(parents=True, exist_ok=True)
     log_path = Path(run.run_dir) / "train.log"
     start = time.perf_counter()
-    with open(log_path, "w") as log:
-        result = loop.train(run, algo_config, out=lambda line: print(line, file=log, flush=True))
+    resume = task.get("resume", False)
+    if resume and _host_run_finished(run):
+        final = _run_final(Path(run.run_dir))
+        ev = final["final_eval"]
+        return {
+            "label": task["label"],
+            "seed": run.seed,
+            "run_dir": str(run.run_dir),
+            "recent_return": final["final_return"],
+            "final_eval": None if math.isnan(ev) else {"return_mean": ev, "return_std": math.nan},
+            "sps": math.nan,
+            "seconds": 0.0,
+            "kept": True,
+        }
+    with open(log_path, "a" if resume else "w") as log:
+        result = loop.train(
+            run, algo_config, resume=resume, out=lambda line: print(line, file=log, flush=True)
+        )
     return {
         "label": task["label"],
         "seed": run.seed,
@@ -151,6 +172,7 @@ def run_compare(
     out_dir: str | os.PathLike | None = None,
     workers: int = 2,
     force: bool = False,
+    resume: bool = False,
     out: Callable[[str], None] = print,
 ) -> CompareResult:
     """Train every spec with every seed (in `workers` processes) and summarise.
@@ -163,6 +185,9 @@ def run_compare(
       out_dir: the compare folder (default `runs/compare-<time>`).
       workers: worker processes; 1 trains in this process.
       force: replace an existing compare folder.
+      resume: continue the comparison already in `out_dir` (same specs, seeds and
+        settings, else refused): finished runs are kept, interrupted ones continue
+        from their newest checkpoint, the others start.
       out: where progress lines go.
 
     Returns:
@@ -194,10 +219,17 @@ def run_compare(
     if out_dir is None:
         out_dir = os.path.join("runs", "compare-" + time.strftime("%Y%m%d-%H%M%S"))
     base = Path(out_dir)
-    if (base / COMPARE_MANIFEST).exists() or (base / "runs").exists():
+    if resume and force:
+        raise ConfigError("--resume", True, "allowed: --resume or --force, not both")
+    if resume and not (base / COMPARE_MANIFEST).exists():
+        raise ConfigError("--resume", str(base), f"allowed: a compare folder; {base} holds none")
+    if not resume and ((base / COMPARE_MANIFEST).exists() or (base / "runs").exists()):
         if not force:
             raise ConfigError(
-                "--out", str(base), "already holds a comparison; pass --force to overwrite it"
+                "--out",
+                str(base),
+                "already holds a comparison; pass --resume to continue it or --force to "
+                "overwrite it",
             )
         shutil.rmtree(base / "runs", ignore_errors=True)
         shutil.rmtree(base / PROGRAMS_DIRNAME, ignore_errors=True)
@@ -248,9 +280,12 @@ def run_compare(
         "shared_algo_overrides": shared,
         "specs": manifest_specs,
     }
-    with open(base / COMPARE_MANIFEST, "w") as fh:
-        json.dump(manifest, fh, indent=2)
-        fh.write("\n")
+    if resume:
+        _check_same_comparison(base, manifest)
+    else:
+        with open(base / COMPARE_MANIFEST, "w") as fh:
+            json.dump(manifest, fh, indent=2)
+            fh.write("\n")
     # Interleave seeds and specs so that every spec progresses at the same pace.
     order = sorted(range(len(tasks)), key=lambda i: (tasks[i]["run"]["seed"], i))
     tasks = [tasks[i] for i in order]
@@ -270,24 +305,34 @@ def run_compare(
     start = time.perf_counter()
     done = 0
     for task in jit_tasks:
-        for result in _train_jit(task):
+        for result in _train_jit(task, resume=resume):
             done += 1
             ev = result["final_eval"]
-            ev_text = f", eval {ev['return_mean']:.1f} ± {ev['return_std']:.1f}" if ev else ""
+            ev_text = f", eval {ev['return_mean']:.1f}" if ev else ""
+            how = (
+                "finished before, kept"
+                if result.get("kept")
+                else f"{result['seconds']:.0f} s for the program, "
+                f"{result['sps']:,.0f} steps/s per seed"
+            )
             out(
                 f"  [{done}/{count}] {result['label']} seed {result['seed']}: recent return "
-                f"{result['recent_return']:.1f}{ev_text} ({result['seconds']:.0f} s for the "
-                f"program, {result['sps']:,.0f} steps/s per seed)"
+                f"{result['recent_return']:.1f}{ev_text} ({how})"
             )
 
     def report(r: dict[str, Any]) -> None:
         nonlocal done
         done += 1
         ev = r["final_eval"]
-        ev_text = f", eval {ev['return_mean']:.1f} ± {ev['return_std']:.1f}" if ev else ""
+        ev_text = f", eval {ev['return_mean']:.1f}" if ev else ""
+        how = (
+            "finished before, kept"
+            if r.get("kept")
+            else f"{r['seconds']:.0f} s, {r['sps']:,.0f} steps/s"
+        )
         out(
             f"  [{done}/{count}] {r['label']} seed {r['seed']}: recent return "
-            f"{r['recent_return']:.1f}{ev_text} ({r['seconds']:.0f} s, {r['sps']:,.0f} steps/s)"
+            f"{r['recent_return']:.1f}{ev_text} ({how})"
         )
 
     def failed(task: dict[str, Any], exc: BaseException) -> BaseException:
@@ -297,6 +342,9 @@ def run_compare(
         except Exception:
             return RuntimeError(f"{where}: {type(exc).__name__}: {exc}")
 
+    if resume:
+        for task in tasks:
+            task["resume"] = True
     if workers == 1 or not tasks:
         for task in tasks:
             try:
@@ -367,10 +415,82 @@ def _group_jit_tasks(tasks: list[dict[str, Any]], base: Path) -> list[dict[str, 
     return merged
 
 
-def _train_jit(task: dict[str, Any]) -> list[dict[str, Any]]:
-    """Train one jitted program (one spec's seeds, or several specs' × seeds); one result each."""
+def _host_run_finished(run: RunConfig) -> bool:
+    """Whether a host-loop run's newest checkpoint is at (or past) its budget."""
+    from softeq.adapters import checkpoint as ckpt_lib
+    from softeq.adapters import loop
+
+    saved = ckpt_lib.list_checkpoints(loop.checkpoint_dir(run.run_dir))
+    return bool(saved) and max(step for step, _ in saved) >= run.total_steps
+
+
+def _check_same_comparison(base: Path, manifest: Mapping[str, Any]) -> None:
+    """Refuses to resume `base` with other specs, seeds or settings than it was started with."""
+    with open(base / COMPARE_MANIFEST) as fh:
+        saved = json.load(fh)
+    # JSON turns tuples into lists: compare what a reload of `manifest` would give.
+    wanted = json.loads(json.dumps(manifest))
+    differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    if differ:
+        raise ConfigError(
+            "--resume",
+            str(base),
+            f"allowed: the command that started it; {', '.join(differ)} differ from the "
+            f"saved {COMPARE_MANIFEST}",
+        )
+
+
+def _finished_jit_results(task: dict[str, Any]) -> list[dict] | None:
+    """The results of a jitted program that has already finished (None if it has not)."""
     from softeq.adapters import jit_loop
 
+    results = []
+    for label, run in zip(task["labels"], task["runs"], strict=True):
+        path = Path(run.run_dir) / "summary.json"
+        if not path.exists():
+            return None
+        summary = jit_loop.read_summary(run.run_dir)
+        if not summary.get("finished"):
+            return None
+        for seed in resolve_seeds(run):
+            own = summary["seeds"][str(seed)]
+            evaluated = own["final_eval_return"] is not None
+            results.append(
+                {
+                    "label": label,
+                    "seed": seed,
+                    "recent_return": own["recent_return"],
+                    "final_eval": {
+                        "return_mean": own["final_eval_return"],
+                        "return_std": own["final_eval_std"],
+                    }
+                    if evaluated
+                    else None,
+                    "sps": own["sps"],
+                    "seconds": 0.0,
+                    "kept": True,
+                }
+            )
+    return results
+
+
+def _train_jit(task: dict[str, Any], *, resume: bool = False) -> list[dict[str, Any]]:
+    """Train one jitted program (one spec's seeds, or several specs' × seeds); one result each.
+
+    `resume`: a program that has finished is not run again (its results are read
+    back); an interrupted one continues from its newest checkpoint.
+    """
+    from softeq.adapters import jit_loop
+
+    labels = [
+        label
+        for label, r in zip(task["labels"], task["runs"], strict=True)
+        for _ in resolve_seeds(r)
+    ]
+    if resume:
+        kept = _finished_jit_results(task)
+        if kept is not None:
+            return kept
     shared = "program" in task
     run = task["program"] if shared else task["runs"][0]
     members = None
@@ -380,19 +500,15 @@ def _train_jit(task: dict[str, Any]) -> list[dict[str, Any]]:
         ]
     Path(run.run_dir).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with open(Path(run.run_dir) / "train.log", "w") as log:
+    with open(Path(run.run_dir) / "train.log", "a" if resume else "w") as log:
         result = jit_loop.train(
             run,
             task["algos"][0],
+            resume=resume,
             members=members,
             out=lambda line: print(line, file=log, flush=True),
         )
     seconds = time.perf_counter() - start
-    labels = [
-        label
-        for label, r in zip(task["labels"], task["runs"], strict=True)
-        for _ in resolve_seeds(r)
-    ]
     return [
         {
             "label": labels[i],
