@@ -10,7 +10,12 @@ it, instead of passing here by chance.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +47,43 @@ def shift_seeds(seed_offset: int) -> Callable[..., list[int]]:
         return [int(s) + seed_offset for s in seeds]
 
     return shift
+
+
+def _kill_in_checkpoint_write(
+    argv: list[str], nth: int, marker: Path, timeout: float = 600
+) -> None:
+    """Run `softeq *argv` and SIGKILL it while its `nth` checkpoint write is half done.
+
+    Uses the checkpoint writer's fault injection (`softeq.adapters.checkpoint`):
+    the write pauses after its first half and touches `marker`; the process is
+    killed there, as a crash or a lost machine would stop it.
+    """
+    from softeq.adapters.checkpoint import FAULT_PAUSE_AT_ENV, FAULT_PAUSE_ENV
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "softeq.adapters.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, FAULT_PAUSE_ENV: str(marker), FAULT_PAUSE_AT_ENV: str(nth)},
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, f"checkpoint write {nth} was never reached"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.fixture(scope="session")
+def kill_in_checkpoint_write() -> Callable[..., None]:
+    """`kill_in_checkpoint_write(argv, nth, marker)`: run `softeq *argv` and SIGKILL it
+    halfway through its `nth` checkpoint write (see `_kill_in_checkpoint_write`)."""
+    return _kill_in_checkpoint_write

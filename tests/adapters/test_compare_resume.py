@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-from softeq.adapters.checkpoint import FAULT_PAUSE_AT_ENV, FAULT_PAUSE_ENV
 
 ARGS = ["compare", "--env", "CartPole-v1", "--algos", "a2c", "dqn", "--seeds", "0", "1",
         "--total-steps", "3000", "--checkpoint-every", "500", "--eval-every", "0",
@@ -32,28 +28,16 @@ def _summary(base: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_a_killed_comparison_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_killed_comparison_resumes_to_the_uninterrupted_result(
+    tmp_path, kill_in_checkpoint_write
+):
     whole = _softeq(*ARGS, "--run-dir", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     # a2c's program writes 6 checkpoints (every 512 steps + the end); the 9th write of
     # the process falls inside dqn's program: it pauses there and is killed.
     cut = tmp_path / "cut"
-    marker = tmp_path / "paused"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "softeq.adapters.cli", *ARGS, "--run-dir", str(cut)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, FAULT_PAUSE_ENV: str(marker), FAULT_PAUSE_AT_ENV: "9"},
-    )
-    deadline = time.monotonic() + 600
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the run never reached the paused checkpoint"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    kill_in_checkpoint_write([*ARGS, "--run-dir", str(cut)], 9, tmp_path / "paused")
     a2c, dqn = cut / "runs" / "a2c" / "summary.json", cut / "runs" / "dqn"
     assert a2c.exists() and not (dqn / "summary.json").exists()
     before = a2c.stat().st_mtime_ns

@@ -5,16 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from softeq.adapters import reproduce_claims as claims
-from softeq.adapters.checkpoint import FAULT_PAUSE_AT_ENV, FAULT_PAUSE_ENV
 
 OUTCOMES = {claims.REPRODUCED, claims.NOT_REPRODUCED, claims.INCONCLUSIVE}
 
@@ -81,7 +78,7 @@ def _scores(report: Path) -> list[dict]:
         return sorted(csv.DictReader(fh), key=lambda r: (r["variant"], r["seed"]))
 
 
-def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path):
+def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_in_checkpoint_write):
     """Kill mid-way, rerun: finished runs are kept, the rest continues, same final table."""
     args = ["reproduce", "experiment-1", "--games", "CartPole-v1", "--seeds", "0", "1", "2",
             "--total-steps", "3000"]  # fmt: skip
@@ -90,22 +87,8 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path):
 
     # The first program ("proper") writes about 13 checkpoints; the 18th write of the
     # process falls inside the second ("naive"): it pauses there and is killed.
-    marker = tmp_path / "paused"
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "softeq.adapters.cli", *args, "--out", str(cut)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, FAULT_PAUSE_ENV: str(marker), FAULT_PAUSE_AT_ENV: "18"},
-    )
-    deadline = time.monotonic() + 600
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the run never reached the paused checkpoint"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    kill_in_checkpoint_write([*args, "--out", str(cut)], 18, tmp_path / "paused")
     runs = cut / "experiment-1" / "classic" / "runs" / "CartPole-v1"
     proper = runs / "proper" / "seeds-0-1-2" / "summary.json"
     naive = runs / "naive" / "seeds-0-1-2"
