@@ -663,7 +663,7 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
         out_dir=ns.out,
     )
     if not ns.report_only:
-        reproduce.run_plan(plan)
+        reproduce.run_plan(plan, workers=ns.workers)
     files = reproduce_report.write_report(plan, ns.report_dir)
     print()
     print(next(p for p in files if p.name == "verdicts.md").read_text())
@@ -782,6 +782,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--total-steps", type=int, default=None, help="env steps per run (the suite's budget)"
     )
     p.add_argument("--out", default="runs/reproduce", help="output folder (runs/reproduce)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="programs run side by side in processes of their own (1); 2 pays for DQN "
+        "on a 2-core CPU, whose updates keep one core busy",
+    )
     p.add_argument(
         "--report-only", action="store_true", help="redraw the report from the finished runs"
     )

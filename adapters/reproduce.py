@@ -441,8 +441,15 @@ def _run_batch(
     )
 
 
-def run_plan(plan: Plan, *, out: Callable[[str], None] = print) -> dict[str, int]:
-    """Trains what is missing of `plan`; returns counts of runs reused, resumed and new."""
+def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print) -> dict[str, int]:
+    """Trains what is missing of `plan`; returns counts of runs reused, resumed and new.
+
+    `workers` > 1 runs that many programs side by side, each in a process of its
+    own (programs whose learner keeps one core busy, such as DQN's small-batch
+    updates, then use the others); the programs are still taken game by game.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError("--workers", workers, "allowed: an integer >= 1")
     _check_plan_file(plan)
     counts = {"reused": 0, "resumed": 0, "new": 0}
     todo = []
@@ -460,12 +467,77 @@ def run_plan(plan: Plan, *, out: Callable[[str], None] = print) -> dict[str, int
             if wanted:
                 todo.append((game, variant, tuple(wanted), False))
     total_runs = len(plan.experiment.variants) * len(plan.games) * len(plan.seeds)
+    side_by_side = f", {workers} side by side" if workers > 1 and len(todo) > 1 else ""
     out(
         f"reproduce {plan.experiment.name} ({plan.experiment.section}) on the "
         f"{plan.suite.name} suite: {total_runs} runs, {counts['reused']} already finished, "
-        f"{len(todo)} program(s) to run -> {plan.root}"
+        f"{len(todo)} program(s) to run{side_by_side} -> {plan.root}"
     )
-    for game, variant, seeds, resume in todo:
-        _run_batch(plan, game, variant, seeds, resume=resume, out=out)
+    for _, _, seeds, resume in todo:
         counts["resumed" if resume else "new"] += len(seeds)
+    if workers == 1 or len(todo) <= 1:
+        for game, variant, seeds, resume in todo:
+            _run_batch(plan, game, variant, seeds, resume=resume, out=out)
+        return counts
+    import concurrent.futures as cf
+    import multiprocessing
+
+    spec = _PlanSpec.of(plan)
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_run_batch_in_worker, spec, game, variant.label, seeds, resume)
+            for game, variant, seeds, resume in todo
+        ]
+        try:
+            for future in cf.as_completed(futures):
+                for line in future.result():
+                    out(line)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
     return counts
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlanSpec:
+    """What a worker process needs to rebuild a `Plan` (plain, picklable values)."""
+
+    experiment: str
+    suite: str
+    games: tuple[str, ...]
+    seeds: tuple[int, ...]
+    total_steps: int | None
+    out_dir: str
+
+    @classmethod
+    def of(cls, plan: Plan) -> _PlanSpec:
+        return cls(
+            plan.experiment.name,
+            plan.suite.name,
+            plan.games,
+            plan.seeds,
+            plan.total_steps,
+            str(plan.out_dir),
+        )
+
+    def plan(self) -> Plan:
+        return make_plan(
+            self.experiment,
+            suite=self.suite,
+            games=self.games,
+            seeds=self.seeds,
+            total_steps=self.total_steps,
+            out_dir=self.out_dir,
+        )
+
+
+def _run_batch_in_worker(
+    spec: _PlanSpec, game: str, label: str, seeds: tuple[int, ...], resume: bool
+) -> list[str]:
+    """Worker process: one program of the plan; returns its status lines."""
+    plan = spec.plan()
+    lines: list[str] = []
+    _run_batch(plan, game, plan.experiment.variant(label), seeds, resume=resume, out=lines.append)
+    return lines

@@ -417,8 +417,9 @@ def verdict_markdown(
         f"Command: `{command_line(plan)}`",
         "",
         f"Compute: {len(records)} finished runs in {programs} jitted programs, "
-        f"{steps:,} env steps, {wall / 60:.1f} min of wall time (compilation included; "
-        f"the machine may have been shared, see the notes). Machine: "
+        f"{steps:,} env steps, {wall / 60:.1f} min of program time (the programs' wall "
+        f"times summed, compilation included; with `--workers` several ran side by side, "
+        f"and the machine may have been shared, see the notes). Machine: "
         + ("; ".join(machines) if machines else "not recorded")
         + ".",
         "",

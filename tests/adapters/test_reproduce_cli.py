@@ -59,11 +59,14 @@ def test_experiment_3_on_minatar_breakout_writes_figures_and_verdicts(tmp_path):
 
 
 def test_experiment_2_runs_every_dqn_target_and_n_step(tmp_path):
+    """Six DQN variants, two programs at a time in worker processes (`--workers 2`)."""
     proc = _softeq(
         "reproduce", "experiment-2", "--games", "CartPole-v1", "--seeds", "0", "1", "2",
-        "--total-steps", "1500", "--out", str(tmp_path),
+        "--total-steps", "1500", "--workers", "2", "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "6 program(s) to run, 2 side by side" in proc.stdout
+    assert proc.stdout.count("\n  CartPole-v1 ") == 6  # one status line per program
     report = _report(tmp_path, "experiment-2", "classic")
     _check_report(report, claim_count=3, seeds=3)
     with open(report / "aggregates.csv") as fh:
@@ -121,6 +124,7 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
         (["experiment-1", "--games", "Pong-MinAtar"], "--games"),
         (["experiment-1", "--seeds", "1", "1"], "--seeds"),
         (["experiment-1", "--total-steps", "0"], "--total-steps"),
+        (["experiment-1", "--workers", "0"], "--workers"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, args, flag):
