@@ -196,8 +196,8 @@ def score_table(
         low, high = random[record.game], best[record.game]
         span = high - low
         normalised[key] = (record.score - low) / span if span > 0 else math.nan
-    games = tuple(g for g in plan.games if learned(random[g], best[g]))
-    seeds = complete_seeds(plan, records)
+    scope_games, seeds = statistics_scope(plan, records)
+    games = tuple(g for g in scope_games if learned(random[g], best[g]))
     if not seeds or not games:
         return None, normalised
     values = {v: np.array([[normalised[(g, v, s)] for g in games] for s in seeds]) for v in labels}
@@ -213,13 +213,35 @@ def score_table(
     )
 
 
-def complete_seeds(plan: Plan, records: Sequence[RunRecord]) -> tuple[int, ...]:
-    """The seeds finished by every variant on every game of the plan."""
+def complete_seeds(
+    plan: Plan, records: Sequence[RunRecord], games: Sequence[str] | None = None
+) -> tuple[int, ...]:
+    """The seeds finished by every variant on every game of `games` (the plan's)."""
     keys = {(r.game, r.variant, r.seed) for r in records}
     labels = [v.label for v in plan.experiment.variants]
-    return tuple(
-        s for s in plan.seeds if all((g, v, s) in keys for g in plan.games for v in labels)
-    )
+    games = plan.games if games is None else games
+    return tuple(s for s in plan.seeds if all((g, v, s) in keys for g in games for v in labels))
+
+
+def finished_games(plan: Plan, records: Sequence[RunRecord]) -> tuple[str, ...]:
+    """The games on which every variant has finished every seed of the plan."""
+    return tuple(g for g in plan.games if complete_seeds(plan, records, [g]) == plan.seeds)
+
+
+def statistics_scope(
+    plan: Plan, records: Sequence[RunRecord]
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """`(games, seeds)` the statistics cover while a reproduction is under way.
+
+    Games run one after the other, so an unfinished reproduction has some games
+    with every variant and seed done and the rest pending: the statistics then
+    cover the finished games (an interim result, which the report says). With
+    no game finished, they cover every game over the seeds finished everywhere.
+    """
+    games = finished_games(plan, records)
+    if games:
+        return games, plan.seeds
+    return plan.games, complete_seeds(plan, records)
 
 
 def learned(random: float, best: float) -> bool:
@@ -369,17 +391,28 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:+.3f}"
 
 
-def _left_out_lines(plan: Plan, scores: claims.Scores | None) -> list[str]:
+def _left_out_lines(
+    plan: Plan, scores: claims.Scores | None, scope_games: Sequence[str]
+) -> list[str]:
+    lines = []
+    pending = [g for g in plan.games if g not in scope_games]
+    if pending:
+        lines += [
+            f"**Interim result**: {len(scope_games)} of {len(plan.games)} games finished; the "
+            f"statistics cover those only. Still to run (rerun the command to continue): "
+            f"{', '.join(pending)}.",
+            "",
+        ]
     if scores is None:
-        return []
-    left_out = [g for g in plan.games if g not in scores.games]
-    if not left_out:
-        return []
-    return [
-        f"Left out of the statistics, as no variant beat a random policy by {MIN_GAIN:.0%} of "
-        f"the score scale: {', '.join(left_out)}.",
-        "",
-    ]
+        return lines
+    left_out = [g for g in scope_games if g not in scores.games]
+    if left_out:
+        lines += [
+            f"Left out of the statistics, as no variant beat a random policy by "
+            f"{MIN_GAIN:.0%} of the score scale: {', '.join(left_out)}.",
+            "",
+        ]
+    return lines
 
 
 def command_line(plan: Plan) -> str:
@@ -411,6 +444,7 @@ def verdict_markdown(
 
     wall, steps, programs = compute_spent(records)
     machines = sorted({s["machine"] for s in read_plan_file(plan).get("sittings", [])})
+    scope_games, scope_seeds = statistics_scope(plan, records)
     lines = [
         f"# {plan.experiment.name} ({plan.experiment.section}): {plan.experiment.title}",
         "",
@@ -424,11 +458,11 @@ def verdict_markdown(
         + ".",
         "",
         f"Suite `{plan.suite.name}`: games {', '.join(plan.games)}; seeds "
-        + (", ".join(map(str, complete_seeds(plan, records))) or "none finished on every variant")
+        + (", ".join(map(str, scope_seeds)) or "none finished on every variant")
         + f"; budget {', '.join(f'{v.label} {plan.budget(v):,}' for v in plan.experiment.variants)}"
         " env steps per run.",
         "",
-        *_left_out_lines(plan, scores),
+        *_left_out_lines(plan, scores, scope_games),
         "| claim | verdict | effect (normalised) | interval | P(a > b) | test |",
         "|---|---|---|---|---|---|",
     ]
@@ -499,7 +533,7 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
     else:
         why = (
             f"no game where a variant beat a random policy by {MIN_GAIN:.0%} of the score scale"
-            if complete_seeds(plan, records)
+            if statistics_scope(plan, records)[1]
             else "no seed has finished on every variant and game yet"
         )
         verdicts = [claims.undecided(claim, why) for claim in plan.experiment.claims]
@@ -511,6 +545,8 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
         "suite": plan.suite.name,
         "games": list(plan.games),
         "seeds": list(scores.seeds) if scores else [],
+        "statistics_games": list(scores.games) if scores else [],
+        "pending_games": [g for g in plan.games if g not in statistics_scope(plan, records)[0]],
         "verdicts": [v.row() for v in verdicts],
     }
     (report / "verdicts.json").write_text(json.dumps(_finite(doc), indent=2) + "\n")
