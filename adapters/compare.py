@@ -117,12 +117,12 @@ class CompareResult:
     seconds: float
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
     # Each worker gets one core's worth of threads: with `workers` processes on as
     # many cores, XLA's own thread pools would only contend with each other.
-    os.environ.setdefault(
-        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    )
+    from softeq.adapters.workers import pool_initializer
+
+    pool_initializer(parent_pid, one_thread=True)
 
 
 def _train_one(task: dict[str, Any]) -> dict[str, Any]:
@@ -355,7 +355,10 @@ def run_compare(
     else:
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init
+            max_workers=min(workers, len(tasks)),
+            mp_context=ctx,
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
         ) as pool:
             futures = {pool.submit(_train_one, t): t for t in tasks}
             try:

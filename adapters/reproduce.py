@@ -484,7 +484,14 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
 
     spec = _PlanSpec.of(plan)
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    from softeq.adapters.workers import pool_initializer
+
+    with cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=pool_initializer,
+        initargs=(os.getpid(),),  # workers stop (with a checkpoint) if this process dies
+    ) as pool:
         futures = [
             pool.submit(_run_batch_in_worker, spec, game, variant.label, seeds, resume)
             for game, variant, seeds, resume in todo
