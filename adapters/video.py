@@ -166,11 +166,11 @@ def render_minatar(obs: np.ndarray) -> np.ndarray:
 
 def draw_observation(env_id: str, obs: np.ndarray) -> np.ndarray:
     """One observation of `env_id` as an `[H, W, 3]` uint8 frame."""
-    from softeq.adapters import ale_xla
+    from softeq.adapters import ale_xla, jax_envs
 
     if ale_xla.is_ale_id(env_id):
         return frame_from_atari_observation(obs)
-    if env_id.endswith("-MinAtar"):
+    if jax_envs.is_minatar(env_id):
         return render_minatar(obs)
     return render_classic_control(env_id, obs)
 
@@ -178,11 +178,11 @@ def draw_observation(env_id: str, obs: np.ndarray) -> np.ndarray:
 def frames_per_second(env_id: str) -> int:
     """Playback speed: Atari at 15 agent steps/s (60 frames/s with frame skip 4),
     MinAtar at 10, classic control at 50 (CartPole's 0.02 s time step)."""
-    from softeq.adapters import ale_xla
+    from softeq.adapters import ale_xla, jax_envs
 
     if ale_xla.is_ale_id(env_id):
         return 15
-    return 10 if env_id.endswith("-MinAtar") else 50
+    return 10 if jax_envs.is_minatar(env_id) else 50
 
 
 def write_observation_video(env_id: str, observations: np.ndarray, path: str | os.PathLike) -> Path:
