@@ -205,9 +205,9 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             3,
             1_000_000,
             1_000_000,
-            # The Nature DQN's replay ratio, one update per 4 transitions (the paper's
-            # §6.2 DQN is "standard" DQN), instead of MinAtar's default of one per 2:
-            # it halves the cost of experiment 2, whose 90 runs bound this suite.
+            # The Nature DQN's replay ratio, one update per 4 transitions (§6.2 changes
+            # only the target of a standard DQN), instead of MinAtar's default of one per
+            # 2: it halves the cost of experiment 2, whose 90 runs bound this suite.
             replay_overrides=MappingProxyType({"train_every": 4}),
         ),
         # The paper's 320M frames for A2C (frame skip 4); DQN: 40M frames, the paper names none.
@@ -482,10 +482,10 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
     import concurrent.futures as cf
     import multiprocessing
 
-    spec = _PlanSpec.of(plan)
-    ctx = multiprocessing.get_context("spawn")
     from softeq.adapters.workers import pool_initializer
 
+    spec = _PlanSpec.of(plan)
+    ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
