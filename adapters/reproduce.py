@@ -445,8 +445,10 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
     """Trains what is missing of `plan`; returns counts of runs reused, resumed and new.
 
     `workers` > 1 runs that many programs side by side, each in a process of its
-    own (programs whose learner keeps one core busy, such as DQN's small-batch
-    updates, then use the others); the programs are still taken game by game.
+    own, still taken game by game. It pays where one program leaves cores idle;
+    on a 2-core CPU two DQN programs at once gave about 7% more throughput
+    (`benchmarks/RESULTS-seed-batching.md`). A worker whose parent dies stops
+    with a checkpoint (`softeq.adapters.workers`).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("--workers", workers, "allowed: an integer >= 1")
