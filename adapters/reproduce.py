@@ -29,10 +29,12 @@ of a started reproduction is refused (use another `--out`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -488,23 +490,34 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
 
     spec = _PlanSpec.of(plan)
     ctx = multiprocessing.get_context("spawn")
+    pending = list(todo)
+    running: set[cf.Future] = set()
     with cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
         initializer=pool_initializer,
         initargs=(os.getpid(),),  # workers stop (with a checkpoint) if this process dies
     ) as pool:
-        futures = [
-            pool.submit(_run_batch_in_worker, spec, game, variant.label, seeds, resume)
-            for game, variant, seeds, resume in todo
-        ]
         try:
-            for future in cf.as_completed(futures):
-                for line in future.result():
-                    out(line)
+            while pending or running:
+                # At most one program per worker is handed over, so that nothing is
+                # queued in a worker that an interruption could not take back.
+                while pending and len(running) < workers:
+                    game, variant, seeds, resume = pending.pop(0)
+                    running.add(
+                        pool.submit(_run_batch_in_worker, spec, game, variant.label, seeds, resume)
+                    )
+                done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    for line in future.result():
+                        out(line)
         except BaseException:
-            for f in futures:
-                f.cancel()
+            # Ctrl-C, a failed program or a signal: the programs still running save a
+            # checkpoint and stop (SIGTERM), and no other program starts.
+            for child in multiprocessing.active_children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGTERM)
+            cf.wait(running)
             raise
     return counts
 

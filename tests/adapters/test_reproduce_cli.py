@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,44 @@ def test_suite_settings_reach_the_replay_learners_only():
         assert minatar_a2c.config("Breakout-MinAtar", variant) == variant.config(
             "Breakout-MinAtar", minatar_a2c.budget(variant)
         )
+
+
+def test_an_interrupted_reproduction_with_workers_stops_every_program(tmp_path):
+    """Ctrl-C (SIGINT to the main process only): the running programs save a checkpoint
+    and stop, no further program starts, no worker outlives the command, and a rerun
+    finishes the reproduction."""
+    args = ["reproduce", "experiment-2", "--games", "CartPole-v1", "--seeds", "0",
+            "--total-steps", "20000", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "softeq.adapters.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs = tmp_path / "experiment-2" / "classic" / "runs" / "CartPole-v1"
+    deadline = time.monotonic() + 600
+    while len(list(runs.glob("*/seeds-0/checkpoints/ckpt-*"))) < 2:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the two programs never checkpointed"
+        time.sleep(0.2)
+    workers = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+
+    def alive(pid: str) -> bool:  # a zombie has exited; only its reaping is missing
+        stat = Path(f"/proc/{pid}/stat")
+        return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers)
+    assert len(list(runs.iterdir())) == 2  # the four other programs never started
+    again = _softeq(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "6 runs, 0 already finished, 6 program(s) to run" in again.stdout
+    assert len(list(runs.glob("*/seeds-0/summary.json"))) == 6
