@@ -174,8 +174,14 @@ def test_an_interrupted_reproduction_with_workers_stops_every_program(tmp_path):
     finishes the reproduction."""
     args = ["reproduce", "experiment-2", "--games", "CartPole-v1", "--seeds", "0",
             "--total-steps", "20000", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+    # A test runner may ignore SIGINT (pytest-xdist's workers do), and a child inherits
+    # that: the command is started with Python's own Ctrl-C handler put back.
+    ctrl_c = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from softeq.adapters.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "softeq.adapters.cli", *args],
+        [sys.executable, "-c", ctrl_c, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
