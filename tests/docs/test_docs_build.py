@@ -187,8 +187,9 @@ def test_committed_docs_and_built_site_stay_small(built_site):
     # KaTeX (js, css, woff2 fonts) is about 0.6 MB; the pages are text.
     assert vendored < 1_000_000, vendored
     assert committed < 5_000_000, committed
-    # Material's own bundle (search included) is about 2.5 MB of the site.
-    assert site < 15_000_000, site
+    # Material's own bundle (search included) is about 2.5 MB of the site; the Results
+    # page's figures (docs/results, 13 PNGs of 60-440 kB) about 2.4 MB more.
+    assert site < 16_000_000, site
 
 
 def _pyproject_version() -> str:
