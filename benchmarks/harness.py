@@ -9,6 +9,7 @@ so that drift of the machine (other load, frequency changes) hits both alike.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -73,15 +74,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def run_child(module: str, *args: str, timeout: float) -> dict:
+def run_child(module: str, *args: str, timeout: float, env: dict | None = None) -> dict:
     """Runs `python -m module --child ARGS` in a fresh interpreter; returns the figures it
-    printed on its `RESULT {json}` line (a case measured in its own process starts cold)."""
+    printed on its `RESULT {json}` line (a case measured in its own process starts cold).
+
+    `env`: variables set for the child on top of this process's (e.g. `XLA_FLAGS`).
+    """
     proc = subprocess.run(
         [sys.executable, "-m", module, "--child", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):

@@ -96,20 +96,11 @@ def _child(algo: str, rounds: int) -> dict:
 
 
 def _measure(algo: str, flags: str, rounds: int) -> dict:
-    import subprocess
+    from benchmarks.harness import run_child
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.seed_layouts", "--child", f"{algo}:{rounds}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-        env={**os.environ, "XLA_FLAGS": flags},
+    return run_child(
+        "benchmarks.seed_layouts", f"{algo}:{rounds}", timeout=900, env={"XLA_FLAGS": flags}
     )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(f"case {algo} {flags!r} failed:\n{proc.stderr[-3000:]}")
 
 
 def _rows(label: str, figures: dict) -> list[list[str]]:
