@@ -488,7 +488,7 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
 
     from softeq.adapters.workers import pool_initializer
 
-    spec = _PlanSpec.of(plan)
+    arguments = _plan_arguments(plan)
     ctx = multiprocessing.get_context("spawn")
     pending = list(todo)
     running: set[cf.Future] = set()
@@ -504,9 +504,8 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
                 # queued in a worker that an interruption could not take back.
                 while pending and len(running) < workers:
                     game, variant, seeds, resume = pending.pop(0)
-                    running.add(
-                        pool.submit(_run_batch_in_worker, spec, game, variant.label, seeds, resume)
-                    )
+                    task = (arguments, game, variant.label, seeds, resume)
+                    running.add(pool.submit(_run_batch_in_worker, *task))
                 done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     for line in future.result():
@@ -522,44 +521,24 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
     return counts
 
 
-@dataclasses.dataclass(frozen=True)
-class _PlanSpec:
-    """What a worker process needs to rebuild a `Plan` (plain, picklable values)."""
-
-    experiment: str
-    suite: str
-    games: tuple[str, ...]
-    seeds: tuple[int, ...]
-    total_steps: int | None
-    out_dir: str
-
-    @classmethod
-    def of(cls, plan: Plan) -> _PlanSpec:
-        return cls(
-            plan.experiment.name,
-            plan.suite.name,
-            plan.games,
-            plan.seeds,
-            plan.total_steps,
-            str(plan.out_dir),
-        )
-
-    def plan(self) -> Plan:
-        return make_plan(
-            self.experiment,
-            suite=self.suite,
-            games=self.games,
-            seeds=self.seeds,
-            total_steps=self.total_steps,
-            out_dir=self.out_dir,
-        )
+def _plan_arguments(plan: Plan) -> dict[str, Any]:
+    """The `make_plan` arguments that rebuild `plan` in a worker process (plain values:
+    the plan itself holds mapping proxies, which do not pickle)."""
+    return dict(
+        experiment=plan.experiment.name,
+        suite=plan.suite.name,
+        games=plan.games,
+        seeds=plan.seeds,
+        total_steps=plan.total_steps,
+        out_dir=str(plan.out_dir),
+    )
 
 
 def _run_batch_in_worker(
-    spec: _PlanSpec, game: str, label: str, seeds: tuple[int, ...], resume: bool
+    arguments: dict[str, Any], game: str, label: str, seeds: tuple[int, ...], resume: bool
 ) -> list[str]:
     """Worker process: one program of the plan; returns its status lines."""
-    plan = spec.plan()
+    plan = make_plan(**arguments)
     lines: list[str] = []
     _run_batch(plan, game, plan.experiment.variant(label), seeds, resume=resume, out=lines.append)
     return lines

@@ -497,6 +497,7 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
     records = collect_runs(plan)
     random = random_scores(plan.games, plan.out_dir / RANDOM_SCORES_FILENAME)
     scores, normalised = score_table(plan, records, random)
+    scope_games, scope_seeds = statistics_scope(plan, records)
     files = []
     if records:
         rows = [
@@ -533,7 +534,7 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
     else:
         why = (
             f"no game where a variant beat a random policy by {MIN_GAIN:.0%} of the score scale"
-            if statistics_scope(plan, records)[1]
+            if scope_seeds
             else "no seed has finished on every variant and game yet"
         )
         verdicts = [claims.undecided(claim, why) for claim in plan.experiment.claims]
@@ -546,7 +547,7 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
         "games": list(plan.games),
         "seeds": list(scores.seeds) if scores else [],
         "statistics_games": list(scores.games) if scores else [],
-        "pending_games": [g for g in plan.games if g not in statistics_scope(plan, records)[0]],
+        "pending_games": [g for g in plan.games if g not in scope_games],
         "verdicts": [v.row() for v in verdicts],
     }
     (report / "verdicts.json").write_text(json.dumps(_finite(doc), indent=2) + "\n")
