@@ -421,7 +421,8 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
 
     Top level: driver, env, algo, backend, num_envs, devices, `mesh` (seed and
     env shards), `processes`, env steps,
-    `sps_total`, `compile_s` (by function, and their total), `wall_s`, `finished`;
+    `sps_total`, `compile_s` (by function, and their total), `wall_s`, `finished`
+    (a member of a shared program also `program`: that program's folder);
     `seeds`: `{"<seed>": {"final_eval_return", "final_eval_std",
     "final_eval_episodes", "recent_return", "diverged_at", "episodes", "updates", "env_steps",
     "sps", "wall_s", "compile_s"}}` — seeds share the program, so they share its
@@ -990,7 +991,9 @@ def train(
     if finished and main:
         for member, lanes in zip(members or (), member_lanes, strict=True):
             own = member_result(result, lanes, Path(member.run.run_dir))
-            write_summary(Path(member.run.run_dir), summary_dict(own, member.run))
+            # `program` names the shared folder, so that its time is counted once.
+            summary = summary_dict(own, member.run) | {"program": str(run_dir.resolve())}
+            write_summary(Path(member.run.run_dir), summary)
     return result
 
 

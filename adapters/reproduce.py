@@ -12,19 +12,28 @@ suite          games                                  budget per run (default)
 ``atari``      six ALE v5 games of the paper          80M steps on-policy, 10M DQN
 =============  =====================================  ======================================
 
-Every (game, variant) pair trains all its seeds as one jitted program where the
-env runs inside the program (`softeq.adapters.jit_loop`). Layout under `--out`:
+Runs are batched into as few jitted programs as the shapes allow, the env
+stepping inside each (`softeq.adapters.jit_loop`): all seeds of a (game,
+variant) pair are lanes of one program, and variants of one game whose configs
+differ only in sweepable fields (`softeq.adapters.sweep`: experiment 3's
+c = 0.5 and c = 1/τ of one algorithm) share a program, their seeds side by
+side as lanes. Variants that choose other code (naive or proper entropy, a DQN
+target) or other shapes (n-step windows) are programs of their own. Layout
+under `--out`:
 
     OUT/EXPERIMENT/SUITE/plan.json                 budget, seeds and games asked for
-    OUT/EXPERIMENT/SUITE/runs/GAME/VARIANT/seeds-<a>-<b>/   one program's run folder
+    OUT/EXPERIMENT/SUITE/runs/GAME/VARIANT/seeds-<a>-<b>/   a batch: one variant's seeds
         seed-<s>/metrics.csv, summary.json, checkpoints/
+    OUT/EXPERIMENT/SUITE/programs/GAME/<V1>+<V2>/seeds-<a>-<b>/   a shared program:
+        its log, lanes.json and checkpoints (each member batch also gets its own)
     OUT/EXPERIMENT/SUITE/report/                   scores.csv, verdicts.md, *.png
 
-Resuming: a batch folder with a `summary.json` is finished and never redone; one
-without it is continued from its newest checkpoint (exact state); seeds not in
-any batch get a new batch. Running the same command again after an
-interruption therefore does only the work that is left. Changing the budget
-of a started reproduction is refused (use another `--out`).
+Resuming: a batch folder with a `summary.json` is finished and never redone; an
+interrupted shared program continues from its newest checkpoint (exact state),
+and so does a batch that trained alone; seeds not in any batch get new
+batches. Running the same command again after an interruption therefore does
+only the work that is left. Changing the budget of a started reproduction is
+refused (use another `--out`).
 """
 
 from __future__ import annotations
@@ -248,6 +257,10 @@ class Plan:
     def variant_dir(self, game: str, variant: Variant) -> Path:
         return self.root / "runs" / folder_name(game) / folder_name(variant.label)
 
+    def programs_dir(self, game: str) -> Path:
+        """Where the programs that several variants of `game` share keep their state."""
+        return self.root / "programs" / folder_name(game)
+
 
 def make_plan(
     experiment: str,
@@ -394,23 +407,122 @@ def finished_runs(variant_dir: Path) -> dict[int, Path]:
     return done
 
 
-def _run_batch(
-    plan: Plan,
-    game: str,
-    variant: Variant,
-    seeds: tuple[int, ...],
-    *,
-    resume: bool,
-    out: Callable[[str], None],
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """One jitted program of a plan: variants of one game, the same seeds for each.
+
+    One variant: its batch folder is the program's folder. Several (configs that
+    differ only in sweepable fields): a shared program under `Plan.programs_dir`
+    whose lanes are variant × seed, each variant's batch folder a member.
+    """
+
+    game: str
+    variants: tuple[Variant, ...]
+    seeds: tuple[int, ...]
+    resume: bool
+
+    @property
+    def shared(self) -> bool:
+        return len(self.variants) > 1
+
+    def batch_dir(self, plan: Plan, variant: Variant) -> Path:
+        return plan.variant_dir(self.game, variant) / batch_dirname(self.seeds)
+
+    def folder(self, plan: Plan) -> Path:
+        if not self.shared:
+            return self.batch_dir(plan, self.variants[0])
+        name = SHARED_NAME_SEPARATOR.join(folder_name(v.label) for v in self.variants)
+        return plan.programs_dir(self.game) / name / batch_dirname(self.seeds)
+
+
+SHARED_NAME_SEPARATOR = "+"
+
+
+def _shared_programs_started(plan: Plan, game: str) -> list[tuple[tuple[Variant, ...], tuple]]:
+    """(variants, seeds) of every shared program folder of `game` (finished or not)."""
+    by_folder = {folder_name(v.label): v for v in plan.experiment.variants}
+    found = []
+    root = plan.programs_dir(game)
+    for named in sorted(root.iterdir()) if root.is_dir() else ():
+        names = named.name.split(SHARED_NAME_SEPARATOR)
+        if not all(n in by_folder for n in names):
+            continue
+        for _, seeds, _ in _batches(named):
+            found.append((tuple(by_folder[n] for n in names), seeds))
+    return found
+
+
+def plan_programs(plan: Plan) -> tuple[list[Program], int]:
+    """The programs left to run, game by game, and how many runs are already finished."""
+    programs: list[Program] = []
+    reused = 0
+    for game in plan.games:
+        left, finished = _game_programs(plan, game)
+        programs += left
+        reused += finished
+    return programs, reused
+
+
+def _game_programs(plan: Plan, game: str) -> tuple[list[Program], int]:
+    """The programs left to run on `game` and how many of its runs are finished.
+
+    Interrupted shared programs continue as they were; other unfinished batches
+    continue alone (a member of a shared program keeps checkpoints of its own);
+    the seeds no batch holds become new programs, variants with the same seeds
+    sharing one where `sweep.batch_key` allows.
+    """
+    from softeq.adapters import sweep
+
+    wanted: dict[str, tuple[int, ...]] = {}
+    unfinished: dict[str, list[tuple[int, ...]]] = {}
+    reused = 0
+    for v in plan.experiment.variants:
+        vdir = plan.variant_dir(game, v)
+        done = finished_runs(vdir)
+        wanted[v.label] = tuple(s for s in plan.seeds if s not in done)
+        reused += len(plan.seeds) - len(wanted[v.label])
+        unfinished[v.label] = [
+            seeds
+            for _, seeds, finished in _batches(vdir)
+            if not finished and set(seeds) & set(wanted[v.label])
+        ]
+    programs: list[Program] = []
+
+    def take(variants: tuple[Variant, ...], seeds: tuple[int, ...], resume: bool) -> None:
+        programs.append(Program(game, variants, seeds, resume))
+        for v in variants:
+            wanted[v.label] = tuple(s for s in wanted[v.label] if s not in seeds)
+
+    for variants, seeds in _shared_programs_started(plan, game):
+        if all(unfinished[v.label] == [seeds] for v in variants):
+            take(variants, seeds, resume=True)
+            for v in variants:
+                unfinished[v.label] = []
+    for v in plan.experiment.variants:
+        for seeds in unfinished[v.label]:
+            take((v,), seeds, resume=True)
+    groups: dict[Any, list[Variant]] = {}
+    for v in plan.experiment.variants:
+        if wanted[v.label]:
+            key = (sweep.batch_key(plan.config(game, v)), plan.budget(v), wanted[v.label])
+            groups.setdefault(key, []).append(v)
+    for (_, _, seeds), variants in groups.items():
+        program = Program(game, tuple(variants), seeds, resume=False)
+        # A shared program cut short before its members' folders were written.
+        take(program.variants, seeds, resume=program.shared and program.folder(plan).exists())
+    return programs, reused
+
+
+def _run_program(plan: Plan, program: Program, *, out: Callable[[str], None]) -> None:
     from softeq.adapters import jit_loop
     from softeq.adapters.run_config import RunConfig, resolve_driver
 
-    total = plan.budget(variant)
-    batch = plan.variant_dir(game, variant) / batch_dirname(seeds)
+    game, seeds = program.game, program.seeds
+    total = plan.budget(program.variants[0])
+    folder = program.folder(plan)
     run = RunConfig(
         env_id=game,
-        algo=variant.algo,
+        algo=program.variants[0].algo,
         seeds=seeds,
         total_steps=total,
         # Twenty chunks: twenty learner rows (the gradient cosine across training),
@@ -419,28 +531,40 @@ def _run_batch(
         eval_every=0,
         eval_episodes=10,
         keep_checkpoints=1,
-        run_dir=str(batch),
+        run_dir=str(folder),
         progress=False,
         driver="jit",  # ALE games too: their emulators step inside the program
     )
     resolve_driver(run)  # a game that cannot run inside a program is named here
-    batch.mkdir(parents=True, exist_ok=True)
+    configs = [plan.config(game, v) for v in program.variants]
+    members = None
+    if program.shared:
+        members = [
+            jit_loop.SweepMember(run.replace(run_dir=str(program.batch_dir(plan, v))), config)
+            for v, config in zip(program.variants, configs, strict=True)
+        ]
+    folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with open(batch / "train.log", "a") as log:
+    with open(folder / "train.log", "a") as log:
         result = jit_loop.train(
             run,
-            plan.config(game, variant),
-            resume=resume,
+            configs[0],
+            resume=program.resume,
             keep_going_when_diverged=True,
+            members=members,
             out=lambda line: print(line, file=log, flush=True),
         )
-    diverged = [s for s, d in zip(result.seeds, result.diverged_at, strict=True) if d is not None]
-    note = f", diverged: seeds {diverged}" if diverged else ""
-    out(
-        f"  {game} {variant.label} seeds {list(seeds)}: recent return "
-        + ", ".join(f"{r:.1f}" for r in result.recent_returns)
-        + f" ({time.perf_counter() - start:.0f} s, {result.sps:,.0f} steps/s per seed{note})"
-    )
+    seconds = time.perf_counter() - start
+    shared = f", shared by {len(program.variants)} variants" if program.shared else ""
+    for i, variant in enumerate(program.variants):
+        lanes = range(i * len(seeds), (i + 1) * len(seeds))  # members' seeds, in order
+        diverged = [result.seeds[j] for j in lanes if result.diverged_at[j] is not None]
+        note = f", diverged: seeds {diverged}" if diverged else ""
+        out(
+            f"  {game} {variant.label} seeds {list(seeds)}: recent return "
+            + ", ".join(f"{result.recent_returns[j]:.1f}" for j in lanes)
+            + f" ({seconds:.0f} s, {result.sps:,.0f} steps/s per lane{shared}{note})"
+        )
 
 
 def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print) -> dict[str, int]:
@@ -455,33 +579,20 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("--workers", workers, "allowed: an integer >= 1")
     _check_plan_file(plan)
-    counts = {"reused": 0, "resumed": 0, "new": 0}
-    todo = []
-    # Game by game: a reproduction cut short leaves whole games to compare.
-    for game in plan.games:
-        for variant in plan.experiment.variants:
-            vdir = plan.variant_dir(game, variant)
-            done = finished_runs(vdir)
-            wanted = [s for s in plan.seeds if s not in done]
-            counts["reused"] += len(plan.seeds) - len(wanted)
-            for _, seeds, finished in _batches(vdir):
-                if not finished and set(seeds) & set(wanted):
-                    todo.append((game, variant, seeds, True))
-                    wanted = [s for s in wanted if s not in seeds]
-            if wanted:
-                todo.append((game, variant, tuple(wanted), False))
+    todo, reused = plan_programs(plan)
+    counts = {"reused": reused, "resumed": 0, "new": 0}
+    for program in todo:
+        counts["resumed" if program.resume else "new"] += len(program.seeds) * len(program.variants)
     total_runs = len(plan.experiment.variants) * len(plan.games) * len(plan.seeds)
     side_by_side = f", {workers} side by side" if workers > 1 and len(todo) > 1 else ""
     out(
         f"reproduce {plan.experiment.name} ({plan.experiment.section}) on the "
-        f"{plan.suite.name} suite: {total_runs} runs, {counts['reused']} already finished, "
+        f"{plan.suite.name} suite: {total_runs} runs, {reused} already finished, "
         f"{len(todo)} program(s) to run{side_by_side} -> {plan.root}"
     )
-    for _, _, seeds, resume in todo:
-        counts["resumed" if resume else "new"] += len(seeds)
     if workers == 1 or len(todo) <= 1:
-        for game, variant, seeds, resume in todo:
-            _run_batch(plan, game, variant, seeds, resume=resume, out=out)
+        for program in todo:
+            _run_program(plan, program, out=out)
         return counts
     import concurrent.futures as cf
     import multiprocessing
@@ -503,9 +614,10 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
                 # At most one program per worker is handed over, so that nothing is
                 # queued in a worker that an interruption could not take back.
                 while pending and len(running) < workers:
-                    game, variant, seeds, resume = pending.pop(0)
-                    task = (arguments, game, variant.label, seeds, resume)
-                    running.add(pool.submit(_run_batch_in_worker, *task))
+                    program = pending.pop(0)
+                    labels = tuple(v.label for v in program.variants)
+                    task = (arguments, program.game, labels, program.seeds, program.resume)
+                    running.add(pool.submit(_run_program_in_worker, *task))
                 done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     for line in future.result():
@@ -534,11 +646,16 @@ def _plan_arguments(plan: Plan) -> dict[str, Any]:
     )
 
 
-def _run_batch_in_worker(
-    arguments: dict[str, Any], game: str, label: str, seeds: tuple[int, ...], resume: bool
+def _run_program_in_worker(
+    arguments: dict[str, Any],
+    game: str,
+    labels: tuple[str, ...],
+    seeds: tuple[int, ...],
+    resume: bool,
 ) -> list[str]:
     """Worker process: one program of the plan; returns its status lines."""
     plan = make_plan(**arguments)
+    variants = tuple(plan.experiment.variant(label) for label in labels)
     lines: list[str] = []
-    _run_batch(plan, game, plan.experiment.variant(label), seeds, resume=resume, out=lines.append)
+    _run_program(plan, Program(game, variants, seeds, resume), out=lines.append)
     return lines

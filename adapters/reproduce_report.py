@@ -429,12 +429,18 @@ def command_line(plan: Plan) -> str:
 
 
 def compute_spent(records: Sequence[RunRecord]) -> tuple[float, int, int]:
-    """(wall seconds of the programs, env steps of all runs, programs) of finished runs."""
+    """(wall seconds of the programs, env steps of all runs, programs) of finished runs.
+
+    A program shared by several variants is counted once: its members' summaries
+    name it (`program`) and all hold its wall time.
+    """
     from softeq.adapters.jit_loop import read_summary
 
-    batches = {r.seed_dir.parent for r in records}
-    wall = sum(float(read_summary(b)["wall_s"]) for b in batches)
-    return wall, sum(r.env_steps for r in records), len(batches)
+    walls: dict[str, float] = {}
+    for batch in {r.seed_dir.parent for r in records}:
+        summary = read_summary(batch)
+        walls[summary.get("program", str(batch))] = float(summary["wall_s"])
+    return sum(walls.values()), sum(r.env_steps for r in records), len(walls)
 
 
 def verdict_markdown(

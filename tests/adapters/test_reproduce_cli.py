@@ -84,38 +84,50 @@ def _scores(report: Path) -> list[dict]:
 
 
 def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_in_checkpoint_write):
-    """Kill mid-way, rerun: finished runs are kept, the rest continues, same final table."""
-    args = ["reproduce", "experiment-1", "--games", "CartPole-v1", "--seeds", "0", "1", "2",
+    """Kill mid-way, rerun: finished runs are kept, the rest continues, same final table.
+
+    Experiment 3's variants at c = 0.5 and c = 1/τ of one algorithm share a program
+    (only the sweepable `value_weight` differs): two programs of two variants each.
+    """
+    args = ["reproduce", "experiment-3", "--games", "CartPole-v1", "--seeds", "0", "1", "2",
             "--total-steps", "3000"]  # fmt: skip
     whole = _softeq(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr[-3000:]
+    assert "12 runs, 0 already finished, 2 program(s) to run" in whole.stdout
 
-    # The first program ("proper") writes about 13 checkpoints; the 18th write of the
-    # process falls inside the second ("naive"): it pauses there and is killed.
+    # A checkpoint of a shared program is three writes (the program's, then one per
+    # member); each program makes 13 of them. Write 59 is the first member's copy of
+    # the second program's 7th checkpoint: the process pauses there and is killed.
     cut = tmp_path / "cut"
-    kill_in_checkpoint_write([*args, "--out", str(cut)], 18, tmp_path / "paused")
-    runs = cut / "experiment-1" / "classic" / "runs" / "CartPole-v1"
-    proper = runs / "proper" / "seeds-0-1-2" / "summary.json"
-    naive = runs / "naive" / "seeds-0-1-2"
-    assert proper.exists() and not (naive / "summary.json").exists()
-    before = proper.read_text(), proper.stat().st_mtime_ns
+    kill_in_checkpoint_write([*args, "--out", str(cut)], 59, tmp_path / "paused")
+    root = cut / "experiment-3" / "classic"
+    runs = root / "runs" / "CartPole-v1"
+    first = [runs / v / "seeds-0-1-2" / "summary.json" for v in ("a2c", "a2c-c1_tau")]
+    second = root / "programs" / "CartPole-v1" / "soft-q+soft-q-c1_tau" / "seeds-0-1-2"
+    assert all(p.exists() for p in first)
+    assert not (runs / "soft-q" / "seeds-0-1-2" / "summary.json").exists()
+    before = [(p.read_text(), p.stat().st_mtime_ns) for p in first]
 
     again = _softeq(*args, "--out", str(cut))
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "6 runs, 3 already finished, 1 program(s) to run" in again.stdout
-    assert (proper.read_text(), proper.stat().st_mtime_ns) == before  # not redone
-    assert "resumed from" in (naive / "train.log").read_text()
-    # The continued run ends where the uninterrupted one did, run by run.
-    assert _scores(_report(cut, "experiment-1", "classic")) == _scores(
-        _report(tmp_path / "whole", "experiment-1", "classic")
+    assert "12 runs, 6 already finished, 1 program(s) to run" in again.stdout
+    assert [(p.read_text(), p.stat().st_mtime_ns) for p in first] == before  # not redone
+    assert "resumed from" in (second / "train.log").read_text()
+    # The continued runs end where the uninterrupted ones did, run by run.
+    assert _scores(_report(cut, "experiment-3", "classic")) == _scores(
+        _report(tmp_path / "whole", "experiment-3", "classic")
     )
 
     # The verdict table too (its header names the folder and the wall time, which differ).
     def table(out: Path) -> list[str]:
-        text = (_report(out, "experiment-1", "classic") / "verdicts.md").read_text()
+        text = (_report(out, "experiment-3", "classic") / "verdicts.md").read_text()
         return [line for line in text.splitlines() if line.startswith("| ")]
 
-    assert table(cut) == table(tmp_path / "whole") and len(table(cut)) == 2
+    assert table(cut) == table(tmp_path / "whole") and len(table(cut)) == 4
+    assert (
+        "12 finished runs in 2 jitted programs"
+        in (_report(cut, "experiment-3", "classic") / "verdicts.md").read_text()
+    )
 
 
 @pytest.mark.parametrize(
