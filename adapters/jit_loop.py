@@ -102,6 +102,12 @@ def seed_mesh(num_seeds: int, devices: Sequence[jax.Device] | None = None) -> ja
     return jax.sharding.Mesh(np.asarray(devices[:count]), (SEED_AXIS,))
 
 
+def _lane_values(values: Sequence[float] | Sequence[int]) -> np.ndarray:
+    """One lane value per lane as the program reads it: int32 indices or float32 numbers."""
+    array = np.asarray(values)
+    return array.astype(np.int32 if np.issubdtype(array.dtype, np.integer) else np.float32)
+
+
 class SeededProgram:
     """A `JitProgram`'s functions vmapped over seeds, jitted over a ("seeds", "data") mesh.
 
@@ -119,7 +125,8 @@ class SeededProgram:
         process's `jax.devices()` when the run spans processes.
       hyperparameters: `{field: [S] values}`, sweepable config fields
         (`softeq.adapters.sweep`) that differ between the lanes: each lane's
-        learner trains with its own value, in the same compiled program.
+        learner trains with its own value, in the same compiled program
+        (floats as float32; integers, a choice field's indices, as int32).
 
     Attributes:
       mesh: the `("seeds", "data")` mesh.
@@ -135,14 +142,14 @@ class SeededProgram:
         *,
         chunk_length: int,
         devices: Sequence[jax.Device] | None = None,
-        hyperparameters: dict[str, Sequence[float]] | None = None,
+        hyperparameters: dict[str, Sequence[float] | Sequence[int]] | None = None,
     ):
         from softeq.adapters import jax_envs
 
         self.program = program
         self.seeds = tuple(int(s) for s in seeds)
         self.hyperparameters = {
-            name: np.asarray(values, np.float32) for name, values in (hyperparameters or {}).items()
+            name: _lane_values(values) for name, values in (hyperparameters or {}).items()
         }
         for name, values in self.hyperparameters.items():
             if values.shape != (len(self.seeds),):

@@ -16,10 +16,10 @@ Runs are batched into as few jitted programs as the shapes allow, the env
 stepping inside each (`softeq.adapters.jit_loop`): all seeds of a (game,
 variant) pair are lanes of one program, and variants of one game whose configs
 differ only in sweepable fields (`softeq.adapters.sweep`: experiment 3's
-c = 0.5 and c = 1/τ of one algorithm) share a program, their seeds side by
-side as lanes. Variants that choose other code (naive or proper entropy, a DQN
-target) or other shapes (n-step windows) are programs of their own. Layout
-under `--out`:
+c = 0.5 and c = 1/τ of one algorithm, experiment 2's three DQN targets of one
+n-step) share a program, their seeds side by side as lanes. Variants that run
+other code (naive or proper entropy) or other shapes (n-step windows) are
+programs of their own. Layout under `--out`:
 
     OUT/EXPERIMENT/SUITE/plan.json                 budget, seeds and games asked for
     OUT/EXPERIMENT/SUITE/runs/GAME/VARIANT/seeds-<a>-<b>/   a batch: one variant's seeds

@@ -4,15 +4,19 @@ A jitted program (`softeq.adapters.jit_loop.SeededProgram`) vmaps one run over
 *slots*; a slot is a seed, or a (hyperparameter value, seed) pair. A field can
 vary between slots without recompiling only if the traced program reads it as
 an array: it must not fix a shape (`num_steps`, `n_step`, `batch_size`),
-choose a Python branch (`entropy`, `target`, `optimizer`, `dueling`) or build
-a schedule (`learning_rate`, `lr_decay_steps`). The fields below pass that
-test: every use of them inside a traced learner update is arithmetic, and
-the core functions they reach check a temperature only when it is a Python
-number (`softeq.core._checks.check_temperature` lets a tracer through).
+choose a Python branch (`entropy`, `optimizer`, `dueling`) or build a schedule
+(`learning_rate`, `lr_decay_steps`). Float fields pass that test when every use
+of them inside a traced learner update is arithmetic (the core functions they
+reach check a temperature only when it is a Python number:
+`softeq.core._checks.check_temperature` lets a tracer through). A string field
+passes it when the update uses it only to pick one of a few computations of
+the same shapes (DQN's `target`): a slot then holds the index of its choice
+and the update switches on it (`jax.lax.switch`; under vmap every choice is
+computed and each slot keeps its own).
 
     sweepable_fields(config)         the fields that may differ between slots (registry)
     batch_key(config)                equal for configs that can share one program
-    sweep_values(configs)            {field: [S] float32} of the fields that differ
+    sweep_values(configs)            {field: [S] array} of the fields that differ
     with_traced_fields(config, values)  the config whose fields hold traced values
 
 Where a field is read outside the learner update (the network, the optimiser,
@@ -31,16 +35,32 @@ import numpy as np
 
 def sweepable_fields(config: Any) -> tuple[str, ...]:
     """The fields of `config` that may differ between the slots of one program: the
-    `sweepable` fields of the registry entry whose config class `config` is (a2c and
-    soft-q read τ and c only in their losses, dqn and mdqn τ only in their targets;
-    an entry that lists none sweeps nothing: each value is its own program)."""
+    `sweepable` and `sweepable_choices` fields of the registry entry whose config
+    class `config` is (a2c and soft-q read τ and c only in their losses, dqn and
+    mdqn τ only in their targets, dqn its target mode only to pick the target; an
+    entry that lists none sweeps nothing: each value is its own program)."""
+    return _float_fields(config) + tuple(_choice_fields(config))
+
+
+def _entry(config: Any) -> Any:
+    """The registry entry whose config class `config` is (None if there is none)."""
     from softeq.adapters.agents import registry
 
     for name in registry.algorithm_names():
         entry = registry.get_algorithm(name)
         if type(config) is entry.config_class:
-            return entry.sweepable
-    return ()
+            return entry
+    return None
+
+
+def _float_fields(config: Any) -> tuple[str, ...]:
+    entry = _entry(config)
+    return entry.sweepable if entry is not None else ()
+
+
+def _choice_fields(config: Any) -> Mapping[str, tuple[str, ...]]:
+    entry = _entry(config)
+    return entry.sweepable_choices if entry is not None else {}
 
 
 def batch_key(config: Any) -> tuple:
@@ -57,7 +77,9 @@ def batch_key(config: Any) -> tuple:
 
 
 def sweep_values(configs: Sequence[Any]) -> dict[str, np.ndarray]:
-    """`{field: [S] float32}` of the sweepable fields whose values differ between `configs`.
+    """`{field: [S]}` of the sweepable fields whose values differ between `configs`:
+    float32 values, or for a choice field (`sweepable_choices`) the int32 index of
+    each value in its choices.
 
     Args:
       configs: one config per slot, all with the same `batch_key`.
@@ -74,10 +96,14 @@ def sweep_values(configs: Sequence[Any]) -> dict[str, np.ndarray]:
             f"{sweepable_fields(configs[0])}); they cannot share one program."
         )
     values = {}
-    for name in sweepable_fields(configs[0]):
+    for name in _float_fields(configs[0]):
         column = [float(getattr(c, name)) for c in configs]
         if len(set(column)) > 1:
             values[name] = np.asarray(column, np.float32)
+    for name, choices in _choice_fields(configs[0]).items():
+        column = [choices.index(getattr(c, name)) for c in configs]
+        if len(set(column)) > 1:
+            values[name] = np.asarray(column, np.int32)
     return values
 
 

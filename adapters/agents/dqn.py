@@ -26,7 +26,16 @@ import optax
 from softeq.adapters import parallel, replay
 from softeq.adapters.agents import common, eval_policies
 from softeq.adapters.agents.config import DQNConfig
-from softeq.core import bootstrap_truncations, dqn_bootstrap_value, soft_dqn_targets
+from softeq.core import (
+    DQN_TARGET_MODES,
+    bootstrap_truncations,
+    dqn_bootstrap_value,
+    soft_dqn_targets,
+)
+
+#: The targets one program's lanes may choose between (registry `sweepable_choices`):
+#: a traced `config.target` is an index into this tuple.
+TARGET_MODES = DQN_TARGET_MODES
 
 
 class DQNLearnerState(NamedTuple):
@@ -77,7 +86,10 @@ def dqn_targets(target_params, batch: replay.NStepBatch, *, apply, config: DQNCo
       target_params: target network parameters.
       batch: `NStepBatch` with rewards/terminated/truncated `[B, n]` and next_obs `[B, n, …]`.
       apply: the Q-network's `apply(params, obs) -> q [B, A]`.
-      config: target mode, temperature and discount.
+      config: target mode, temperature and discount. `config.target` is a mode's
+        name, or inside a sweep whose lanes differ in it a traced `[]` int32
+        index into `TARGET_MODES`: every mode is then computed (cheap beside the
+        network) and the lane's is kept.
     """
     size, n = batch.rewards.shape
     next_obs = batch.next_obs.reshape((size * n, *batch.next_obs.shape[2:]))
@@ -85,14 +97,21 @@ def dqn_targets(target_params, batch: replay.NStepBatch, *, apply, config: DQNCo
     q_next = q_next.reshape((size, n, q_next.shape[-1]))
     discounts = config.discount * (1.0 - batch.terminated)
 
-    def target(r, d, trunc, qn):
-        v_next = jax.vmap(
-            lambda q: dqn_bootstrap_value(q, mode=config.target, temperature=config.temperature)
-        )(qn)
-        r, d = bootstrap_truncations(r, d, trunc, v_next)
-        return soft_dqn_targets(r, d, qn, mode=config.target, temperature=config.temperature, n=n)
+    def targets_for(mode: str) -> jax.Array:
+        def target(r, d, trunc, qn):
+            v_next = jax.vmap(
+                lambda q: dqn_bootstrap_value(q, mode=mode, temperature=config.temperature)
+            )(qn)
+            r, d = bootstrap_truncations(r, d, trunc, v_next)
+            return soft_dqn_targets(r, d, qn, mode=mode, temperature=config.temperature, n=n)
 
-    targets = jax.vmap(target)(batch.rewards, discounts, batch.truncated, q_next)[:, 0]
+        return jax.vmap(target)(batch.rewards, discounts, batch.truncated, q_next)[:, 0]
+
+    if isinstance(config.target, str):
+        targets = targets_for(config.target)
+    else:
+        branches = [lambda mode=mode: targets_for(mode) for mode in TARGET_MODES]
+        targets = jax.lax.switch(config.target, branches)
     return jax.lax.stop_gradient(targets)
 
 

@@ -88,6 +88,10 @@ class Algorithm:
       sweepable: float fields of the config that the jitted program reads only
         as arrays inside the learner update, so that they may differ between
         the lanes of one program (`softeq.adapters.sweep`).
+      sweepable_choices: `{field: choices}`, string fields that the learner
+        update reads only to pick one of `choices` (computations of the same
+        shapes), so that they too may differ between lanes: a lane reads the
+        index of its value in `choices` as a traced int32 (`lax.switch`).
     """
 
     name: str
@@ -107,6 +111,9 @@ class Algorithm:
     act: Callable[..., Any] | None = None
     behaviour_metrics: Callable[..., Any] | None = None
     sweepable: tuple[str, ...] = ()
+    sweepable_choices: Mapping[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def default_config(self, env_id: str, **overrides: Any) -> Any:
         """The config for `env_id`'s family, with `overrides` applied (validated)."""
@@ -137,7 +144,7 @@ def register(algorithm: Algorithm) -> Algorithm:
     if missing:
         raise ValueError(f"`num_envs` of {algorithm.name!r} lacks the families {missing}.")
     fields = {f.name for f in dataclasses.fields(algorithm.config_class)}
-    unknown = sorted(set(algorithm.sweepable) - fields)
+    unknown = sorted((set(algorithm.sweepable) | set(algorithm.sweepable_choices)) - fields)
     if unknown:
         raise ValueError(f"`sweepable` of {algorithm.name!r} names unknown fields {unknown}.")
     if not algorithm.on_policy:
@@ -248,6 +255,7 @@ register(
         make_agent=dqn.DQNAgent,
         reference="Mnih et al. 2015; arXiv:1704.06440 §6.2",
         sweepable=("temperature",),
+        sweepable_choices=MappingProxyType({"target": dqn.TARGET_MODES}),
         policy_scores=dqn.q_values,
         init_learner=dqn.init_learner,
         act=dqn.epsilon_greedy_act,

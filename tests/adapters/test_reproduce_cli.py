@@ -61,14 +61,16 @@ def test_experiment_3_on_minatar_breakout_writes_figures_and_verdicts(tmp_path):
 
 
 def test_experiment_2_runs_every_dqn_target_and_n_step(tmp_path):
-    """Six DQN variants, two programs at a time in worker processes (`--workers 2`)."""
+    """Six DQN variants in two programs (the three targets of each n-step share one),
+    side by side in worker processes (`--workers 2`)."""
     proc = _softeq(
         "reproduce", "experiment-2", "--games", "CartPole-v1", "--seeds", "0", "1", "2",
         "--total-steps", "1500", "--workers", "2", "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "6 program(s) to run, 2 side by side" in proc.stdout
-    assert proc.stdout.count("\n  CartPole-v1 ") == 6  # one status line per program
+    assert "2 program(s) to run, 2 side by side" in proc.stdout
+    assert proc.stdout.count("\n  CartPole-v1 ") == 6  # one status line per variant
+    assert proc.stdout.count("shared by 3 variants") == 6
     report = _report(tmp_path, "experiment-2", "classic")
     _check_report(report, claim_count=3, seeds=3)
     with open(report / "aggregates.csv") as fh:
@@ -184,8 +186,8 @@ def test_an_interrupted_reproduction_with_workers_stops_every_program(tmp_path):
     """Ctrl-C (SIGINT to the main process only): the running programs save a checkpoint
     and stop, no further program starts, no worker outlives the command, and a rerun
     finishes the reproduction."""
-    args = ["reproduce", "experiment-2", "--games", "CartPole-v1", "--seeds", "0",
-            "--total-steps", "20000", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+    args = ["reproduce", "experiment-2", "--games", "CartPole-v1", "Acrobot-v1", "--seeds",
+            "0", "--total-steps", "20000", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
     # A test runner may ignore SIGINT (pytest-xdist's workers do), and a child inherits
     # that: the command is started with Python's own Ctrl-C handler put back.
     ctrl_c = (
@@ -198,9 +200,11 @@ def test_an_interrupted_reproduction_with_workers_stops_every_program(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    runs = tmp_path / "experiment-2" / "classic" / "runs" / "CartPole-v1"
+    # Four programs: per game, the three targets of each n-step share one.
+    root = tmp_path / "experiment-2" / "classic"
+    programs = root / "programs" / "CartPole-v1"
     deadline = time.monotonic() + 600
-    while len(list(runs.glob("*/seeds-0/checkpoints/ckpt-*"))) < 2:
+    while len(list(programs.glob("*/seeds-0/checkpoints/ckpt-*"))) < 2:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "the two programs never checkpointed"
         time.sleep(0.2)
@@ -220,8 +224,10 @@ def test_an_interrupted_reproduction_with_workers_stops_every_program(tmp_path):
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(pid) for pid in workers)
-    assert len(list(runs.iterdir())) == 2  # the four other programs never started
+    assert not (root / "runs" / "Acrobot-v1").exists()  # Acrobot's programs never started
+    assert not (root / "programs" / "Acrobot-v1").exists()
     again = _softeq(*args)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "6 runs, 0 already finished, 6 program(s) to run" in again.stdout
-    assert len(list(runs.glob("*/seeds-0/summary.json"))) == 6
+    assert "12 runs, 0 already finished, 4 program(s) to run" in again.stdout
+    assert "resumed from" in next(programs.glob("hard-1+*/seeds-0/train.log")).read_text()
+    assert len(list((root / "runs").glob("*/*/seeds-0/summary.json"))) == 12

@@ -42,11 +42,12 @@ def _described(programs: list[Program]) -> list[tuple]:
     [
         # c = 0.5 and c = 1/τ differ only in the sweepable value_weight: one program each.
         ("experiment-3", [("a2c", "a2c-c1/tau"), ("soft-q", "soft-q-c1/tau")]),
-        # naive and proper entropy run other code; DQN targets too, n-step other shapes.
+        # naive and proper entropy run other code (a Python branch).
         ("experiment-1", [("proper",), ("naive",)]),
+        # the three DQN targets are picked per lane; n-step windows fix other shapes.
         (
             "experiment-2",
-            [(f"{t}-{n}",) for n in (1, 5) for t in ("hard", "soft-kl", "soft-entropy")],
+            [tuple(f"{t}-{n}" for t in ("hard", "soft-kl", "soft-entropy")) for n in (1, 5)],
         ),
     ],
 )

@@ -55,7 +55,12 @@ def test_batch_key_ignores_sweepable_fields_only():
     assert sweep.batch_key(base) != sweep.batch_key(_config("a2c", learning_rate=1e-3))
     # a2c and soft-q have the same fields but are different programs
     assert sweep.batch_key(base) != sweep.batch_key(_config("soft-q"))
-    assert sweep.sweepable_fields(_config("dqn")) == ("temperature",)
+    assert sweep.sweepable_fields(_config("dqn")) == ("temperature", "target")
+    # DQN's target picks one of three computations of the same shapes; n-step fixes shapes
+    hard = _config("dqn", target="hard")
+    assert sweep.batch_key(hard) == sweep.batch_key(_config("dqn", target="soft-kl"))
+    assert sweep.batch_key(hard) != sweep.batch_key(_config("dqn", target="hard", n_step=5))
+    assert sweep.sweepable_fields(_config("mdqn")) == ("temperature",)
     assert sweep.sweepable_fields(_config("sac-discrete")) == ()  # its entry lists none
 
 
@@ -79,6 +84,13 @@ def test_sweep_values_lists_only_the_fields_that_differ():
     np.testing.assert_array_equal(values["temperature"], np.float32([0.01, 0.01, 0.05, 0.05]))
     with pytest.raises(ValueError, match="cannot share one program"):
         sweep.sweep_values([_config("a2c"), _config("a2c", entropy="naive")])
+
+
+def test_sweep_values_of_a_choice_field_are_indices_into_its_choices():
+    configs = [_config("dqn", target=t) for t in ("soft-entropy", "hard", "soft-kl", "hard")]
+    values = sweep.sweep_values(configs)
+    assert list(values) == ["target"] and values["target"].dtype == np.int32
+    np.testing.assert_array_equal(values["target"], [2, 0, 1, 0])  # ("hard", "soft-kl", ...)
 
 
 def test_traced_fields_skip_validation_and_refuse_unsweepable_fields():
@@ -112,31 +124,39 @@ def test_compare_groups_specs_that_differ_in_sweepable_fields_only(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("algo", "values", "extra"),
-    [("soft-q", (0.01, 0.1), {}), ("dqn", (0.1, 1.0), {"target": "soft-entropy", **DQN_SMALL})],
+    ("algo", "field", "values", "extra"),
+    [
+        ("soft-q", "temperature", (0.01, 0.1), {}),
+        ("dqn", "temperature", (0.1, 1.0), {"target": "soft-entropy", **DQN_SMALL}),
+        ("dqn", "target", ("hard", "soft-kl"), {"temperature": 1.0, **DQN_SMALL}),
+    ],
 )
-def test_one_sweep_program_equals_separate_programs(algo, values, extra):
-    """Two temperatures × two seeds in one program: each lane's parameters after 20
-    iterations equal those of a program compiled for its temperature alone.
+def test_one_sweep_program_equals_separate_programs(algo, field, values, extra):
+    """Two values × two seeds in one program: each lane's parameters after 20
+    iterations equal those of a program compiled for its value alone (a temperature,
+    or DQN's target, which a lane picks by index).
 
     Tolerance: the two programs run the same operations, except that a separate
     program sees τ as a compile-time constant, which XLA may fold (1/τ) or fuse
     differently, so single roundings differ. Measured after 20-40 updates the
     largest parameter difference is 1.2e-7 (one or two float32 ulps at the
     parameters' scale, |θ| < 1); atol 1e-5 leaves a margin of ~100x for other
-    machines. The two temperatures' parameters differ by 1.5e-3 (soft-q) and
-    8e-3 (dqn) after these 20 iterations; the check below (> 2e-4, 20x atol)
-    makes a lane that ignores its value fail.
+    machines (a lane's DQN target is computed with the same constants as alone:
+    measured difference 0). The two temperatures' parameters differ by 1.5e-3
+    (soft-q) and 8e-3 (dqn), the hard and soft-KL targets' by 8e-3, after these
+    20 iterations; the check below (> 2e-4, 20x atol) makes a lane that ignores
+    its value fail.
     """
-    configs = [_config(algo, temperature=t, **extra) for t in values]
+    configs = [_config(algo, **{field: v}, **extra) for v in values]
     separate = []
     for config in configs:
         seeded = jit_loop.SeededProgram(_program(config), SEEDS, chunk_length=ITERATIONS)
         state, _ = seeded.train_chunk(seeded.init(), ITERATIONS, 0)
         separate.append(jax.device_get(state.learner.params))
 
-    lanes = [(t, s) for t in values for s in SEEDS]
-    hyper = {"temperature": [t for t, _ in lanes]}
+    lanes = [(v, s) for v in values for s in SEEDS]
+    hyper = sweep.sweep_values([configs[values.index(v)] for v, _ in lanes])
+    assert list(hyper) == [field]
     half = ITERATIONS // 2
     seeded = jit_loop.SeededProgram(
         _program(configs[0]),
@@ -155,7 +175,7 @@ def test_one_sweep_program_equals_separate_programs(algo, values, extra):
         for got, want in zip(jax.tree.leaves(swept), jax.tree.leaves(alone), strict=True):
             np.testing.assert_allclose(got[lane], want[SEEDS.index(s)], rtol=0, atol=1e-5)
     apart = max(float(np.max(np.abs(x[0] - x[2]))) for x in jax.tree.leaves(swept))
-    assert apart > 2e-4, f"the temperatures trained alike ({apart}): the swept value is unused"
+    assert apart > 2e-4, f"the values trained alike ({apart}): the swept value is unused"
 
 
 def test_seeded_program_refuses_a_value_list_of_the_wrong_length():
