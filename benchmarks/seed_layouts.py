@@ -1,4 +1,4 @@
-"""Three seeds in one program: vmapped, unrolled, under XLA:CPU flags, and two programs at once.
+"""Seeds in one program: three vmapped or unrolled, nine vmapped, XLA:CPU flags, two programs.
 
     python -m benchmarks.seed_layouts [--algos a2c dqn] [--rounds 7]
         [--flags default concurrency xnnpack] [--pair] [--output FILE]
@@ -10,14 +10,17 @@ first step), run K = 20 times inside one `lax.scan` per call, for
 - `one`: one seed;
 - `vmap3`: three seeds `vmap`ped (what `softeq train --seeds 0 1 2` runs);
 - `unrolled3`: three seeds as three independent copies of the iteration in
-  the same program, which XLA:CPU's runtime may run side by side.
+  the same program, which XLA:CPU's runtime may run side by side;
+- `vmap9`: nine lanes `vmap`ped, the width of a program that three variants
+  share (`softeq reproduce experiment-2`: three DQN targets × three seeds).
 
 Each flag set (`--flags`: XLA_FLAGS of the child process) is measured in a
-fresh process, the three layouts interleaved `--rounds` times; `--pair` then
+fresh process, the layouts interleaved `--rounds` times; `--pair` then
 runs two default-flag dqn processes at the same time (as `softeq reproduce
 --workers 2` does). Figures: median wall milliseconds per iteration, the
 process's CPU time over wall time (2.0 = both cores of a 2-core machine busy),
-and each layout's time over `one`'s (3.00: batching gains nothing).
+and each layout's time over `one`'s (3.00 for three seeds, 9.00 for nine:
+batching gains nothing).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ FLAG_SETS = {
 }
 ENV_ID = "Breakout-MinAtar"
 ITERATIONS = 20  # per call, inside one lax.scan
-LAYOUTS = ("one", "vmap3", "unrolled3")
+LAYOUTS = ("one", "vmap3", "unrolled3", "vmap9")
 
 
 def _child(algo: str, rounds: int) -> dict:
@@ -71,12 +74,14 @@ def _child(algo: str, rounds: int) -> dict:
         "unrolled3": jax.jit(
             lambda states, first: tuple(run(s, first) for s in states), donate_argnums=0
         ),
+        "vmap9": jax.jit(jax.vmap(run, in_axes=(0, None)), donate_argnums=0),
     }
     init = jax.jit(program.init)
     states = {
         "one": init(0),
         "vmap3": jax.vmap(program.init)(jnp.arange(3)),
         "unrolled3": tuple(init(s) for s in range(3)),
+        "vmap9": jax.vmap(program.init)(jnp.arange(9)),
     }
     for name, fn in fns.items():  # compile and warm up
         states[name] = jax.block_until_ready(fn(states[name], 0))
