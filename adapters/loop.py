@@ -349,7 +349,14 @@ def _resume_seed(seed: int, env_steps: int) -> int:
 
 
 class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations."""
+    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations.
+
+    A second signal gives up at once (KeyboardInterrupt, no checkpoint), as a
+    second Ctrl-C should, except in a process that another softeq process
+    manages (`ignore_repeated_stop_signals`).
+    """
+
+    second_signal_aborts = True
 
     def __init__(self):
         self.signal: int | None = None
@@ -363,12 +370,25 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         if self.signal is not None:  # second signal: give up immediately
-            raise KeyboardInterrupt
+            if _StopFlag.second_signal_aborts:
+                raise KeyboardInterrupt
+            return
         self.signal = signum
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def ignore_repeated_stop_signals() -> None:
+    """In this process, a training run stops at its first SIGINT/SIGTERM (with a
+    checkpoint) and ignores further ones.
+
+    For worker processes (`softeq.adapters.workers`): a Ctrl-C in a terminal
+    reaches the worker and its parent, and the parent then passes the stop on as
+    SIGTERM; that second signal must not cost the checkpoint.
+    """
+    _StopFlag.second_signal_aborts = False
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:

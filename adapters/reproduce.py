@@ -38,12 +38,10 @@ refused (use another `--out`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -573,8 +571,9 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
     `workers` > 1 runs that many programs side by side, each in a process of its
     own, still taken game by game. It pays where one program leaves cores idle;
     on a 2-core CPU two DQN programs at once gave about 7% more throughput
-    (`benchmarks/RESULTS-seed-batching.md`). A worker whose parent dies stops
-    with a checkpoint (`softeq.adapters.workers`).
+    (`benchmarks/RESULTS-seed-batching.md`). Stopping one (a signal, a crash)
+    stops all with a checkpoint, and a worker whose parent dies stops with one
+    too (`softeq.adapters.workers.run_in_processes`).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("--workers", workers, "allowed: an integer >= 1")
@@ -594,42 +593,24 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
         for program in todo:
             _run_program(plan, program, out=out)
         return counts
-    import concurrent.futures as cf
-    import multiprocessing
-
-    from softeq.adapters.workers import pool_initializer
+    from softeq.adapters.workers import run_in_processes
 
     arguments = _plan_arguments(plan)
-    ctx = multiprocessing.get_context("spawn")
-    pending = list(todo)
-    running: set[cf.Future] = set()
-    with cf.ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=ctx,
-        initializer=pool_initializer,
-        initargs=(os.getpid(),),  # workers stop (with a checkpoint) if this process dies
-    ) as pool:
-        try:
-            while pending or running:
-                # At most one program per worker is handed over, so that nothing is
-                # queued in a worker that an interruption could not take back.
-                while pending and len(running) < workers:
-                    program = pending.pop(0)
-                    labels = tuple(v.label for v in program.variants)
-                    task = (arguments, program.game, labels, program.seeds, program.resume)
-                    running.add(pool.submit(_run_program_in_worker, *task))
-                done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    for line in future.result():
-                        out(line)
-        except BaseException:
-            # Ctrl-C, a failed program or a signal: the programs still running save a
-            # checkpoint and stop (SIGTERM), and no other program starts.
-            for child in multiprocessing.active_children():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGTERM)
-            cf.wait(running)
-            raise
+    tasks = [
+        (
+            _run_program_in_worker,
+            (arguments, p.game, tuple(v.label for v in p.variants), p.seeds, p.resume),
+        )
+        for p in todo
+    ]
+
+    def show(lines: list[str]) -> None:
+        for line in lines:
+            out(line)
+
+    # Ctrl-C, a failed program or a signal: the programs still running save a
+    # checkpoint and stop, and no other program starts.
+    run_in_processes(tasks, workers=workers, on_result=show)
     return counts
 
 
@@ -653,7 +634,7 @@ def _run_program_in_worker(
     seeds: tuple[int, ...],
     resume: bool,
 ) -> list[str]:
-    """Worker process: one program of the plan; returns its status lines."""
+    """A worker process's task: one program of the plan; returns its status lines."""
     plan = make_plan(**arguments)
     variants = tuple(plan.experiment.variant(label) for label in labels)
     lines: list[str] = []

@@ -81,6 +81,9 @@ class ConfigError(ValueError):
         self.allowed = allowed
         super().__init__(f"{flag}: got {value!r}; {allowed}")
 
+    def __reduce__(self):  # rebuilt from its three fields (a worker process sends it back)
+        return (type(self), (self.flag, self.value, self.allowed))
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig:

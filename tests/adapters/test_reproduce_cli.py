@@ -182,12 +182,25 @@ def test_suite_settings_reach_the_replay_learners_only():
         )
 
 
-def test_an_interrupted_reproduction_with_workers_stops_every_program(tmp_path):
-    """Ctrl-C (SIGINT to the main process only): the running programs save a checkpoint
-    and stop, no further program starts, no worker outlives the command, and a rerun
-    finishes the reproduction."""
-    args = ["reproduce", "experiment-2", "--games", "CartPole-v1", "Acrobot-v1", "--seeds",
-            "0", "--total-steps", "20000", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+def _alive(pid: int) -> bool:  # a zombie has exited; only its reaping is missing
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def _program_processes(pid: int) -> list[int]:
+    """The worker processes (one per running program) of the command `pid`."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    found = []
+    for child in children.stdout.split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"multiprocessing.spawn" in cmdline and b"resource_tracker" not in cmdline:
+            found.append(int(child))
+    return found
+
+
+def _start_and_wait(args: list[str], ready) -> tuple[subprocess.Popen, list[int]]:
+    """Start `softeq *args` in a session of its own (as a terminal would run it); wait
+    until `ready()` and two programs run."""
     # A test runner may ignore SIGINT (pytest-xdist's workers do), and a child inherits
     # that: the command is started with Python's own Ctrl-C handler put back.
     ctrl_c = (
@@ -199,35 +212,56 @@ def test_an_interrupted_reproduction_with_workers_stops_every_program(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+    deadline = time.monotonic() + 600
+    while not (ready() and len(_program_processes(proc.pid)) == 2):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the programs never got going"
+        time.sleep(0.2)
+    return proc, _program_processes(proc.pid)
+
+
+def _stopped(proc: subprocess.Popen, workers: list[int]) -> str:
+    """Wait for the command to exit; check that it says so and leaves no worker behind."""
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-3000:]  # EXIT_INTERRUPTED
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+    return stderr
+
+
+def test_a_reproduction_with_workers_stops_cleanly_and_continues(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to every process of the command), then SIGTERM to
+    one worker alone: each time the running programs save a checkpoint and stop, no
+    further program starts, the command exits and no worker outlives it; a rerun
+    finishes the reproduction from the checkpoints."""
+    args = ["reproduce", "experiment-2", "--games", "CartPole-v1", "Acrobot-v1", "--seeds",
+            "0", "--total-steps", "20000", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
     # Four programs: per game, the three targets of each n-step share one.
     root = tmp_path / "experiment-2" / "classic"
-    programs = root / "programs" / "CartPole-v1"
-    deadline = time.monotonic() + 600
-    while len(list(programs.glob("*/seeds-0/checkpoints/ckpt-*"))) < 2:
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the two programs never checkpointed"
-        time.sleep(0.2)
-    workers = subprocess.run(
-        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
-    ).stdout.split()
-    assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=300)
-    assert proc.returncode != 0
+    cartpole = root / "programs" / "CartPole-v1"
 
-    def alive(pid: str) -> bool:  # a zombie has exited; only its reaping is missing
-        stat = Path(f"/proc/{pid}/stat")
-        return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+    def checkpoints() -> list[Path]:
+        return sorted(cartpole.glob("*/seeds-0/checkpoints/ckpt-*"))
 
-    deadline = time.monotonic() + 30
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(alive(pid) for pid in workers)
+    proc, workers = _start_and_wait(args, lambda: len(checkpoints()) >= 2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    _stopped(proc, workers)
     assert not (root / "runs" / "Acrobot-v1").exists()  # Acrobot's programs never started
     assert not (root / "programs" / "Acrobot-v1").exists()
+    first = checkpoints()
+
+    proc, workers = _start_and_wait(args, lambda: checkpoints() != first)
+    os.kill(workers[0], signal.SIGTERM)  # one worker alone: the other stops too
+    assert "stopped by signal 15" in _stopped(proc, workers)
+    assert not (root / "programs" / "Acrobot-v1").exists()
+
     again = _softeq(*args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "12 runs, 0 already finished, 4 program(s) to run" in again.stdout
-    assert "resumed from" in next(programs.glob("hard-1+*/seeds-0/train.log")).read_text()
+    for log in cartpole.glob("*/seeds-0/train.log"):
+        assert log.read_text().count("resumed from") == 2
     assert len(list((root / "runs").glob("*/*/seeds-0/summary.json"))) == 12
