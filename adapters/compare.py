@@ -32,12 +32,10 @@ cosine statistics pool every logged `grad_cosine` value of every seed.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
 import dataclasses
 import json
 import math
-import multiprocessing
 import os
 import re
 import shutil
@@ -117,12 +115,28 @@ class CompareResult:
     seconds: float
 
 
-def _worker_init(parent_pid: int) -> None:
-    # Each worker gets one core's worth of threads: with `workers` processes on as
-    # many cores, XLA's own thread pools would only contend with each other.
-    from softeq.adapters.workers import pool_initializer
+def _train_one_in_worker(task: dict[str, Any]) -> dict[str, Any]:
+    """A worker process's task: `_train_one`, its error naming the run.
 
-    pool_initializer(parent_pid, one_thread=True)
+    Each worker gets one core's worth of threads: with `workers` processes on as
+    many cores, XLA's own thread pools would only contend with each other.
+    """
+    from softeq.adapters.workers import use_one_thread
+
+    use_one_thread()
+    try:
+        return _train_one(task)
+    except Exception as exc:
+        raise _failed(task, exc) from exc
+
+
+def _failed(task: dict[str, Any], exc: BaseException) -> BaseException:
+    """`exc` with the run it happened in named."""
+    where = f"run {task['label']} seed {task['run']['seed']} ({task['run']['run_dir']})"
+    try:
+        return type(exc)(f"{where}: {exc}")
+    except Exception:
+        return RuntimeError(f"{where}: {type(exc).__name__}: {exc}")
 
 
 def _train_one(task: dict[str, Any]) -> dict[str, Any]:
@@ -244,7 +258,9 @@ def run_compare(
         algo_config = _base_config(spec, env_id, shared)
         runs = []
         batched = RunConfig(**run_overrides, algo=spec.algo, seeds=tuple(seeds))
-        if resolve_driver(batched) == "jit":
+        # The host loop trains one run per seed: its driver is decided for one seed
+        # (`--driver host` with several seeds is refused for a single run only).
+        if resolve_driver(batched.replace(seeds=tuple(seeds[:1]))) == "jit":
             from softeq.adapters.jit_driver import jit_default_overrides
             from softeq.adapters.jit_loop import seed_dirname
 
@@ -335,13 +351,6 @@ def run_compare(
             f"{r['recent_return']:.1f}{ev_text} ({how})"
         )
 
-    def failed(task: dict[str, Any], exc: BaseException) -> BaseException:
-        where = f"run {task['label']} seed {task['run']['seed']} ({task['run']['run_dir']})"
-        try:
-            return type(exc)(f"{where}: {exc}")
-        except Exception:
-            return RuntimeError(f"{where}: {type(exc).__name__}: {exc}")
-
     if resume:
         for task in tasks:
             task["resume"] = True
@@ -350,28 +359,15 @@ def run_compare(
             try:
                 result = _train_one(task)
             except Exception as exc:
-                raise failed(task, exc) from exc
+                raise _failed(task, exc) from exc
             report(result)
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)),
-            mp_context=ctx,
-            initializer=_worker_init,
-            initargs=(os.getpid(),),
-        ) as pool:
-            futures = {pool.submit(_train_one, t): t for t in tasks}
-            try:
-                for fut in cf.as_completed(futures):
-                    try:
-                        result = fut.result()
-                    except Exception as exc:
-                        raise failed(futures[fut], exc) from exc
-                    report(result)
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        from softeq.adapters.workers import run_in_processes
+
+        # One process per run; a failure or a stop signal stops the others with a
+        # checkpoint (`--resume` continues them) and starts no more.
+        tasks_in_processes = [(_train_one_in_worker, (task,)) for task in tasks]
+        run_in_processes(tasks_in_processes, workers=workers, on_result=report)
     files = [*plot_compare(base), *write_summary(base)]
     rows = summary_rows(base)
     return CompareResult(out_dir=base, files=files, rows=rows, seconds=time.perf_counter() - start)

@@ -1,7 +1,7 @@
 """Worker processes that stop with the process that started them.
 
-`softeq compare` trains in a pool of worker processes, `softeq reproduce
---workers N` in one process per program (`run_in_processes`). If the parent
+`softeq compare` (host-loop runs) and `softeq reproduce --workers N` train in
+worker processes, one per run or program (`run_in_processes`). If the parent
 ends abruptly (`kill`, an out-of-memory kill, a crashed shell), it cannot tell
 its workers, which would train on as orphans, and a rerun would then write the
 same run folders twice at once. Each worker asks the kernel (Linux `prctl`,
@@ -42,17 +42,13 @@ def stop_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> bool:
     return supported
 
 
-def pool_initializer(parent_pid: int, *, one_thread: bool = False) -> None:
-    """Initializer of a `ProcessPoolExecutor` worker (pass `initargs=(os.getpid(),)`).
-
-    `one_thread`: give XLA one core's worth of threads (for as many workers as
-    cores, whose own thread pools would only contend with each other).
-    """
-    _worker_setup(parent_pid)
-    if one_thread:
-        os.environ.setdefault(
-            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        )
+def use_one_thread() -> None:
+    """Give XLA one core's worth of threads in this process, unless `XLA_FLAGS` is set
+    (for as many workers as cores, whose own thread pools would only contend with
+    each other). Call it before the first computation."""
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
 
 
 def _worker_setup(parent_pid: int) -> None:

@@ -274,3 +274,19 @@ def test_atari_pong_end_to_end_through_the_cli(tmp_path, algo, extra):
     assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-1] == 400
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["run"]["torso"] == "auto"
+
+
+def test_compare_with_host_loop_workers_trains_each_run_in_a_process(tmp_path):
+    """Host-loop runs (`--driver host`) train one per worker process, two at a time."""
+    out = tmp_path / "cmp"
+    proc = _softeq(
+        "compare", "--env", "CartPole-v1", "--algos", "a2c", "--seeds", "0", "1",
+        "--driver", "host", "--workers", "2", "--total-steps", "600", "--num-envs", "4",
+        "--eval-episodes", "1", "--out", out,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "2 worker(s)" in proc.stdout
+    assert proc.stdout.count("a2c seed ") == 2
+    for seed in (0, 1):
+        assert (out / "runs" / "a2c" / f"seed{seed}" / "metrics.csv").stat().st_size > 0
+    assert (out / "summary.csv").stat().st_size > 0

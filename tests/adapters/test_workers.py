@@ -1,4 +1,4 @@
-"""Pool workers stop when the process that started them dies (no orphaned training)."""
+"""Worker processes: one per task, stopped together, and never outliving their parent."""
 
 from __future__ import annotations
 
@@ -13,19 +13,12 @@ import pytest
 
 from softeq.adapters import workers
 
-# A parent that starts one pool worker (softeq's initializer), prints the worker's
-# pid, and leaves it sleeping in a task.
+# A parent that runs one task, sleeping, in a worker process of its own.
 PARENT = """
-import concurrent.futures as cf, multiprocessing, os, time
-from softeq.adapters.workers import pool_initializer
+import time
+from softeq.adapters.workers import run_in_processes
 if __name__ == "__main__":
-    pool = cf.ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn"),
-        initializer=pool_initializer, initargs=(os.getpid(),),
-    )
-    print(pool.submit(os.getpid).result(), flush=True)
-    pool.submit(time.sleep, 120)
-    time.sleep(120)
+    run_in_processes([(time.sleep, (120,))], workers=1, on_result=print)
 """
 
 
@@ -37,13 +30,25 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
+def _children(pid: int) -> list[int]:
+    """The worker processes `pid` started (not multiprocessing's resource tracker)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [
+        int(child)
+        for child in found.split()
+        if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux only")
 def test_a_worker_gets_sigterm_when_its_parent_is_killed(tmp_path):
-    parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, cwd=tmp_path
-    )
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=tmp_path)
     try:
-        worker = int(parent.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not (found := _children(parent.pid)):
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        worker = found[0]
         assert _alive(worker)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=30)
