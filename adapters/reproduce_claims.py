@@ -210,13 +210,16 @@ class MixedByGame:
             elif high < 0:
                 worse.append(game)
         effect, low, high = _difference(scores, self.a, self.b, 0.95)
+        detail = "per game: " + "; ".join(parts)
+        if len(scores.games) < 2:  # one game cannot show a mix (an interim result)
+            return Verdict(self.text, INCONCLUSIVE, effect, low, high, "needs 2 games; " + detail)
         if better and worse:
             outcome = REPRODUCED
         elif len(better) == len(scores.games) or len(worse) == len(scores.games):
             outcome = NOT_REPRODUCED
         else:
             outcome = INCONCLUSIVE
-        return Verdict(self.text, outcome, effect, low, high, "per game: " + "; ".join(parts))
+        return Verdict(self.text, outcome, effect, low, high, detail)
 
 
 @dataclasses.dataclass(frozen=True)

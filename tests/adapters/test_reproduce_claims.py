@@ -70,6 +70,14 @@ def test_mixed_by_game_needs_a_better_and_a_worse_game():
     assert claim.evaluate(_scores({"a": one_side, "b": base})).outcome == claims.INCONCLUSIVE
 
 
+def test_one_game_cannot_show_a_mix():
+    """An interim result with one finished game: worse there decides nothing yet."""
+    base = 0.5 + _noise(10, 1, 0.02, 9)
+    verdict = claims.MixedByGame("a", "b").evaluate(_scores({"a": base - 0.4, "b": base}))
+    assert verdict.outcome == claims.INCONCLUSIVE and verdict.detail.startswith("needs 2 games")
+    assert verdict.high < 0  # the one game's difference is still reported
+
+
 def test_unstable_counts_divergence_as_instability():
     base = 0.5 + _noise(10, 2, 0.02, 8)
     claim = claims.Unstable("a", "b")
