@@ -13,6 +13,7 @@ worker may have had already), so that stopping never costs a checkpoint.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import os
 import pickle
@@ -155,9 +156,14 @@ def _task_main(fn: Callable[..., Any], args: tuple, conn: Any, parent_pid: int) 
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """`exc` if it survives pickling, else a RuntimeError that names it with its traceback."""
+    """`exc` if it survives pickling, else a RuntimeError that names it with its traceback.
+
+    Checked without unpickling anything (softeq never does): `pickle.dumps` finds its
+    class by name, `copy.deepcopy` rebuilds it the way unpickling would.
+    """
     try:
-        pickle.loads(pickle.dumps(exc))
+        pickle.dumps(exc)
+        copy.deepcopy(exc)
         return exc
     except Exception:
         text = "".join(traceback.format_exception(exc))
