@@ -39,28 +39,20 @@ def sweepable_fields(config: Any) -> tuple[str, ...]:
     class `config` is (a2c and soft-q read τ and c only in their losses, dqn and
     mdqn τ only in their targets, dqn its target mode only to pick the target; an
     entry that lists none sweeps nothing: each value is its own program)."""
-    return _float_fields(config) + tuple(_choice_fields(config))
+    floats, choices = _swept(config)
+    return floats + tuple(choices)
 
 
-def _entry(config: Any) -> Any:
-    """The registry entry whose config class `config` is (None if there is none)."""
+def _swept(config: Any) -> tuple[tuple[str, ...], Mapping[str, tuple[str, ...]]]:
+    """(`sweepable`, `sweepable_choices`) of the registry entry whose config class
+    `config` is; none of either for a config no entry owns."""
     from softeq.adapters.agents import registry
 
     for name in registry.algorithm_names():
         entry = registry.get_algorithm(name)
         if type(config) is entry.config_class:
-            return entry
-    return None
-
-
-def _float_fields(config: Any) -> tuple[str, ...]:
-    entry = _entry(config)
-    return entry.sweepable if entry is not None else ()
-
-
-def _choice_fields(config: Any) -> Mapping[str, tuple[str, ...]]:
-    entry = _entry(config)
-    return entry.sweepable_choices if entry is not None else {}
+            return entry.sweepable, entry.sweepable_choices
+    return (), {}
 
 
 def batch_key(config: Any) -> tuple:
@@ -95,12 +87,13 @@ def sweep_values(configs: Sequence[Any]) -> dict[str, np.ndarray]:
             f"`configs` differ in fields that fix the program (not in "
             f"{sweepable_fields(configs[0])}); they cannot share one program."
         )
+    floats, choices_of = _swept(configs[0])
     values = {}
-    for name in _float_fields(configs[0]):
+    for name in floats:
         column = [float(getattr(c, name)) for c in configs]
         if len(set(column)) > 1:
             values[name] = np.asarray(column, np.float32)
-    for name, choices in _choice_fields(configs[0]).items():
+    for name, choices in choices_of.items():
         column = [choices.index(getattr(c, name)) for c in configs]
         if len(set(column)) > 1:
             values[name] = np.asarray(column, np.int32)
