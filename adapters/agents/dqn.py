@@ -33,10 +33,6 @@ from softeq.core import (
     soft_dqn_targets,
 )
 
-#: The targets one program's lanes may choose between (registry `sweepable_choices`):
-#: a traced `config.target` is an index into this tuple.
-TARGET_MODES = DQN_TARGET_MODES
-
 
 class DQNLearnerState(NamedTuple):
     """params, target_params (hk.Params), opt_state, updates (`[]` int32, done so far)."""
@@ -88,8 +84,8 @@ def dqn_targets(target_params, batch: replay.NStepBatch, *, apply, config: DQNCo
       apply: the Q-network's `apply(params, obs) -> q [B, A]`.
       config: target mode, temperature and discount. `config.target` is a mode's
         name, or inside a sweep whose lanes differ in it a traced `[]` int32
-        index into `TARGET_MODES`: every mode is then computed (cheap beside the
-        network) and the lane's is kept.
+        index into `DQN_TARGET_MODES` (registry `sweepable_choices`): every mode
+        is then computed (cheap beside the network) and the lane's is kept.
     """
     size, n = batch.rewards.shape
     next_obs = batch.next_obs.reshape((size * n, *batch.next_obs.shape[2:]))
@@ -110,7 +106,7 @@ def dqn_targets(target_params, batch: replay.NStepBatch, *, apply, config: DQNCo
     if isinstance(config.target, str):
         targets = targets_for(config.target)
     else:
-        branches = [lambda mode=mode: targets_for(mode) for mode in TARGET_MODES]
+        branches = [lambda mode=mode: targets_for(mode) for mode in DQN_TARGET_MODES]
         targets = jax.lax.switch(config.target, branches)
     return jax.lax.stop_gradient(targets)
 

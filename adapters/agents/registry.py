@@ -38,6 +38,7 @@ from softeq.adapters.agents.config import (
     SACDiscreteConfig,
     SoftQConfig,
 )
+from softeq.core import DQN_TARGET_MODES
 
 ENV_FAMILIES: tuple[str, ...] = ("control", "minatar", "atari")
 
@@ -255,7 +256,7 @@ register(
         make_agent=dqn.DQNAgent,
         reference="Mnih et al. 2015; arXiv:1704.06440 §6.2",
         sweepable=("temperature",),
-        sweepable_choices=MappingProxyType({"target": dqn.TARGET_MODES}),
+        sweepable_choices=MappingProxyType({"target": DQN_TARGET_MODES}),
         policy_scores=dqn.q_values,
         init_learner=dqn.init_learner,
         act=dqn.epsilon_greedy_act,
