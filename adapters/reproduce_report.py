@@ -45,7 +45,12 @@ import numpy as np
 from softeq.adapters import reproduce_claims as claims
 from softeq.adapters import stats
 from softeq.adapters.logger import read_metrics
-from softeq.adapters.plots import _pyplot, interpolate_on_grid, smoothed_episode_returns
+from softeq.adapters.plots import (
+    _pyplot,
+    interpolate_on_grid,
+    save_figure,
+    smoothed_episode_returns,
+)
 from softeq.adapters.reproduce import Plan, finished_runs
 
 RANDOM_SCORES_FILENAME = "random-scores.json"
@@ -330,9 +335,7 @@ def plot_curves(
         fontsize="medium",
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def aggregate_rows(scores: claims.Scores) -> list[dict[str, Any]]:
@@ -366,9 +369,7 @@ def plot_aggregates(rows: Sequence[dict[str, Any]], path: Path, title: str) -> P
         ax.grid(alpha=0.3)
     fig.suptitle(title + "\n95% stratified bootstrap intervals", fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:

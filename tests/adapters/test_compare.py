@@ -138,3 +138,21 @@ def test_compare_refuses_an_existing_folder_without_force(tmp_path):
     base = _fake_compare(tmp_path)
     with pytest.raises(ConfigError, match="--force"):
         compare.run_compare([compare.parse_algo_spec("a2c")], seeds=[0], out_dir=base)
+
+
+def test_save_figure_writes_a_palette_png_whole_and_closes_the_figure(tmp_path):
+    from PIL import Image
+
+    plt = plots._pyplot()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    x = np.linspace(0, 1, 50)
+    ax.plot(x, x**2)
+    ax.fill_between(x, x**2 - 0.1, x**2 + 0.1, alpha=0.2)
+    path = plots.save_figure(fig, tmp_path / "fig.png", dpi=80)
+    assert not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.mode == "P"
+        assert image.size == (320, 240)
+        # The line and its band survive the palette: more than background + one colour.
+        assert len(image.getcolors(256)) > 2

@@ -188,7 +188,7 @@ def test_committed_docs_and_built_site_stay_small(built_site):
     assert vendored < 1_000_000, vendored
     assert committed < 5_000_000, committed
     # Material's own bundle (search included) is about 2.5 MB of the site; the Results
-    # page's figures (docs/results, PNGs of 60-440 kB) about 2 MB more.
+    # page's figures (docs/results, 256-colour PNGs of 10-150 kB) under 1 MB more.
     assert site < 16_000_000, site
 
 
