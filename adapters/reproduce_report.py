@@ -179,9 +179,12 @@ def _random_policy_return(game: str, *, episodes: int, num_envs: int = 64) -> fl
 
 
 def score_table(
-    plan: Plan, records: Sequence[RunRecord], random: dict[str, float]
+    plan: Plan,
+    records: Sequence[RunRecord],
+    random: dict[str, float],
+    scope: tuple[tuple[str, ...], tuple[int, ...]],
 ) -> tuple[claims.Scores | None, dict[tuple[str, str, int], float]]:
-    """Normalised `[R, G]` scores over the seeds finished by every variant on every game.
+    """Normalised `[R, G]` scores over the games and seeds of `scope` (`statistics_scope`).
 
     Returns `(scores or None if no seed is complete everywhere, normalised score per run)`.
     """
@@ -201,7 +204,7 @@ def score_table(
         low, high = random[record.game], best[record.game]
         span = high - low
         normalised[key] = (record.score - low) / span if span > 0 else math.nan
-    scope_games, seeds = statistics_scope(plan, records)
+    scope_games, seeds = scope
     games = tuple(g for g in scope_games if learned(random[g], best[g]))
     if not seeds or not games:
         return None, normalised
@@ -445,13 +448,17 @@ def compute_spent(records: Sequence[RunRecord]) -> tuple[float, int, int]:
 
 
 def verdict_markdown(
-    plan: Plan, verdicts: Sequence[claims.Verdict], scores, records: Sequence[RunRecord]
+    plan: Plan,
+    verdicts: Sequence[claims.Verdict],
+    scores,
+    records: Sequence[RunRecord],
+    scope: tuple[tuple[str, ...], tuple[int, ...]],
 ) -> str:
     from softeq.adapters.reproduce import read_plan_file
 
     wall, steps, programs = compute_spent(records)
     machines = sorted({s["machine"] for s in read_plan_file(plan).get("sittings", [])})
-    scope_games, scope_seeds = statistics_scope(plan, records)
+    scope_games, scope_seeds = scope
     lines = [
         f"# {plan.experiment.name} ({plan.experiment.section}): {plan.experiment.title}",
         "",
@@ -503,8 +510,9 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
     report.mkdir(parents=True, exist_ok=True)
     records = collect_runs(plan)
     random = random_scores(plan.games, plan.out_dir / RANDOM_SCORES_FILENAME)
-    scores, normalised = score_table(plan, records, random)
-    scope_games, scope_seeds = statistics_scope(plan, records)
+    scope = statistics_scope(plan, records)
+    scope_games, scope_seeds = scope
+    scores, normalised = score_table(plan, records, random, scope)
     files = []
     if records:
         rows = [
@@ -546,7 +554,7 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
         )
         verdicts = [claims.undecided(claim, why) for claim in plan.experiment.claims]
     md = report / "verdicts.md"
-    md.write_text(verdict_markdown(plan, verdicts, scores, records))
+    md.write_text(verdict_markdown(plan, verdicts, scores, records, scope))
     files.append(md)
     doc = {
         "experiment": plan.experiment.name,
