@@ -731,7 +731,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="specs: ALGO or ALGO:field=value,field=value (e.g. a2c:entropy=naive)",
     )
     p.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
-    p.add_argument("--workers", type=int, default=2, help="parallel worker processes (2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="jitted programs or host-loop runs trained side by side, each in a process of "
+        "its own (2); 1 trains them one after the other in this process",
+    )
     p.add_argument(
         "--run-dir",
         "--out",

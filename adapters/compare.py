@@ -130,13 +130,30 @@ def _train_one_in_worker(task: dict[str, Any]) -> dict[str, Any]:
         raise _failed(task, exc) from exc
 
 
-def _failed(task: dict[str, Any], exc: BaseException) -> BaseException:
-    """`exc` with the run it happened in named."""
-    where = f"run {task['label']} seed {task['run']['seed']} ({task['run']['run_dir']})"
+def _train_jit_in_worker(task: dict[str, Any], resume: bool) -> list[dict[str, Any]]:
+    """A worker process's task: `_train_jit` on one core's worth of threads, its error
+    naming the program."""
+    from softeq.adapters.workers import use_one_thread
+
+    use_one_thread()
+    try:
+        return _train_jit(task, resume=resume)
+    except Exception as exc:
+        where = task["program"] if "program" in task else task["runs"][0]
+        raise _named(f"program {' + '.join(task['labels'])} ({where.run_dir})", exc) from exc
+
+
+def _named(where: str, exc: BaseException) -> BaseException:
+    """`exc` of the same type with `where` put in front of its message."""
     try:
         return type(exc)(f"{where}: {exc}")
     except Exception:
         return RuntimeError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _failed(task: dict[str, Any], exc: BaseException) -> BaseException:
+    """`exc` with the run it happened in named."""
+    return _named(f"run {task['label']} seed {task['run']['seed']} ({task['run']['run_dir']})", exc)
 
 
 def _train_one(task: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +214,8 @@ def run_compare(
       run_overrides: `RunConfig` fields shared by all runs (env_id, total_steps, ...).
       shared_algo_overrides: hyperparameters applied to every spec that has them.
       out_dir: the compare folder (default `runs/compare-<time>`).
-      workers: worker processes; 1 trains in this process.
+      workers: how many jitted programs or host-loop runs train side by side, each in
+        a worker process of its own; 1 trains them one after the other in this process.
       force: replace an existing compare folder.
       resume: continue the comparison already in `out_dir` (same specs, seeds and
         settings, else refused): finished runs are kept, interrupted ones continue
@@ -307,54 +325,52 @@ def run_compare(
     tasks = [tasks[i] for i in order]
     count = len(tasks) + len(jit_tasks) * len(seeds)
     jit_tasks = _group_jit_tasks(jit_tasks, base)
+    parts = []
+    if jit_tasks:
+        parts.append(f"{len(jit_tasks)} jitted program(s)")
     if tasks:
-        how = f"{workers} worker(s)"
-    else:
-        how = f"{len(jit_tasks)} jitted program(s)"
-        shared_programs = [t for t in jit_tasks if len(t["labels"]) > 1]
-        if shared_programs:
-            how += "; specs sharing one program: " + "; ".join(
-                " + ".join(t["labels"]) for t in shared_programs
-            )
+        parts.append(f"{len(tasks)} host-loop run(s)")
+    side_by_side = min(workers, len(jit_tasks) + len(tasks))
+    how = " and ".join(parts) + (f", {side_by_side} side by side" if side_by_side > 1 else "")
+    shared_programs = [t for t in jit_tasks if len(t["labels"]) > 1]
+    if shared_programs:
+        how += "; specs sharing one program: " + "; ".join(
+            " + ".join(t["labels"]) for t in shared_programs
+        )
     out(f"compare: {len(specs)} spec(s) × {len(seeds)} seed(s) = {count} runs on {env_id}, {how}")
     out(f"  -> {base}")
     start = time.perf_counter()
     done = 0
-    for task in jit_tasks:
-        for result in _train_jit(task, resume=resume):
-            done += 1
-            ev = result["final_eval"]
-            ev_text = f", eval {ev['return_mean']:.1f}" if ev else ""
-            how = (
-                "finished before, kept"
-                if result.get("kept")
-                else f"{result['seconds']:.0f} s for the program, "
-                f"{result['sps']:,.0f} steps/s per seed"
-            )
-            out(
-                f"  [{done}/{count}] {result['label']} seed {result['seed']}: recent return "
-                f"{result['recent_return']:.1f}{ev_text} ({how})"
-            )
 
     def report(r: dict[str, Any]) -> None:
         nonlocal done
         done += 1
         ev = r["final_eval"]
         ev_text = f", eval {ev['return_mean']:.1f}" if ev else ""
-        how = (
-            "finished before, kept"
-            if r.get("kept")
-            else f"{r['seconds']:.0f} s, {r['sps']:,.0f} steps/s"
-        )
+        if r.get("kept"):
+            how = "finished before, kept"
+        elif r.get("jitted"):
+            how = f"{r['seconds']:.0f} s for the program, {r['sps']:,.0f} steps/s per seed"
+        else:
+            how = f"{r['seconds']:.0f} s, {r['sps']:,.0f} steps/s"
         out(
             f"  [{done}/{count}] {r['label']} seed {r['seed']}: recent return "
             f"{r['recent_return']:.1f}{ev_text} ({how})"
         )
 
+    def report_any(result: dict[str, Any] | list[dict[str, Any]]) -> None:
+        for r in result if isinstance(result, list) else [result]:
+            report(r)
+
     if resume:
         for task in tasks:
             task["resume"] = True
-    if workers == 1 or not tasks:
+    # Jitted programs first (each trains several runs), then the host-loop runs.
+    jobs = [(_train_jit_in_worker, (task, resume)) for task in jit_tasks]
+    jobs += [(_train_one_in_worker, (task,)) for task in tasks]
+    if workers == 1 or len(jobs) < 2:
+        for task in jit_tasks:
+            report_any(_train_jit(task, resume=resume))
         for task in tasks:
             try:
                 result = _train_one(task)
@@ -364,10 +380,9 @@ def run_compare(
     else:
         from softeq.adapters.workers import run_in_processes
 
-        # One process per run; a failure or a stop signal stops the others with a
-        # checkpoint (`--resume` continues them) and starts no more.
-        tasks_in_processes = [(_train_one_in_worker, (task,)) for task in tasks]
-        run_in_processes(tasks_in_processes, workers=workers, on_result=report)
+        # One process per program or run; a failure or a stop signal stops the others
+        # with a checkpoint (`--resume` continues them) and starts no more.
+        run_in_processes(jobs, workers=workers, on_result=report_any)
     files = [*plot_compare(base), *write_summary(base)]
     rows = summary_rows(base)
     return CompareResult(out_dir=base, files=files, rows=rows, seconds=time.perf_counter() - start)
@@ -516,6 +531,7 @@ def _train_jit(task: dict[str, Any], *, resume: bool = False) -> list[dict[str, 
             "final_eval": result.final_evals[i],
             "sps": result.sps,
             "seconds": seconds,
+            "jitted": True,
         }
         for i, seed in enumerate(result.seeds)
     ]

@@ -210,6 +210,11 @@ def test_compare_on_cartpole_writes_curves_and_summary(tmp_path):
         out,
     )
     assert proc.returncode == 0, proc.stderr
+    # Two jitted programs, one per spec, trained in two worker processes (default --workers 2).
+    assert "2 jitted program(s), 2 side by side" in proc.stdout
+    assert sorted(line.split(":")[0].split("] ")[1] for line in proc.stdout.splitlines()
+                  if line.startswith("  [")) == ["a2c seed 0", "a2c seed 1", "soft-q seed 0",
+                                                  "soft-q seed 1"]  # fmt: skip
     for name in ("learning_curves.png", "grad_cosine.png", "summary.md", "summary.csv"):
         assert (out / name).stat().st_size > 0
         assert str(out / name) in proc.stdout
@@ -285,7 +290,7 @@ def test_compare_with_host_loop_workers_trains_each_run_in_a_process(tmp_path):
         "--eval-episodes", "1", "--out", out,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "2 worker(s)" in proc.stdout
+    assert "2 host-loop run(s), 2 side by side" in proc.stdout
     assert proc.stdout.count("a2c seed ") == 2
     for seed in (0, 1):
         assert (out / "runs" / "a2c" / f"seed{seed}" / "metrics.csv").stat().st_size > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -156,3 +157,15 @@ def test_save_figure_writes_a_palette_png_whole_and_closes_the_figure(tmp_path):
         assert image.size == (320, 240)
         # The line and its band survive the palette: more than background + one colour.
         assert len(image.getcolors(256)) > 2
+
+
+def test_a_jitted_program_failing_in_a_worker_names_the_program(tmp_path, monkeypatch):
+    from softeq.adapters.run_config import RunConfig
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)  # the worker entry sets it; undo after
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    run = RunConfig(env_id="CartPole-v1", algo="a2c", seeds=(0,), run_dir=str(blocked))
+    task = {"labels": ["a2c"], "runs": [run], "algos": [None]}
+    with pytest.raises(FileExistsError, match=re.escape(f"program a2c ({blocked}): ")):
+        compare._train_jit_in_worker(task, False)
