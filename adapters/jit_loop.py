@@ -388,6 +388,10 @@ class JitTrainResult:
       compile_s: seconds of compilation, by function.
       compile_wall_s: seconds of all compilation.
       wall_s: wall-clock seconds of this call.
+      total_wall_s: wall-clock seconds of the whole run: this call plus the earlier
+        sittings up to the checkpoint it resumed from (as that checkpoint records them;
+        a checkpoint written before this was recorded gives its loggers' clock, which
+        leaves out the earlier sittings' compilation).
       finished: True if the step budget was reached.
       diverged_at: per seed, the env step of its first non-finite learner loss, or
         None (set only by `keep_going_when_diverged`).
@@ -416,6 +420,7 @@ class JitTrainResult:
     trace_counts: dict[str, int]
     mesh_shape: dict[str, int] = dataclasses.field(default_factory=lambda: {"seeds": 1, "data": 1})
     processes: int = 1
+    total_wall_s: float = 0.0
 
     @property
     def total_sps(self) -> float:
@@ -428,8 +433,9 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
 
     Top level: driver, env, algo, backend, num_envs, devices, `mesh` (seed and
     env shards), `processes`, env steps,
-    `sps_total`, `compile_s` (by function, and their total), `wall_s`, `finished`
-    (a member of a shared program also `program`: that program's folder);
+    `sps_total`, `compile_s` (by function, and their total), `wall_s` (the
+    run's wall-clock seconds over all its sittings, `JitTrainResult.total_wall_s`),
+    `finished` (a member of a shared program also `program`: that program's folder);
     `seeds`: `{"<seed>": {"final_eval_return", "final_eval_std",
     "final_eval_episodes", "recent_return", "diverged_at", "episodes", "updates", "env_steps",
     "sps", "wall_s", "compile_s"}}` — seeds share the program, so they share its
@@ -449,7 +455,7 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
             "updates": int(result.updates[i]),
             "env_steps": int(result.env_steps),
             "sps": _json_float(result.sps),
-            "wall_s": result.wall_s,
+            "wall_s": result.total_wall_s,
             "compile_s": compile_total,
         }
     return {
@@ -466,7 +472,7 @@ def summary_dict(result: JitTrainResult, run: RunConfig) -> dict[str, Any]:
         "finished": result.finished,
         "sps_total": _json_float(result.total_sps),
         "compile_s": {**result.compile_s, "total": compile_total},
-        "wall_s": result.wall_s,
+        "wall_s": result.total_wall_s,
         "seeds": seeds,
     }
 
@@ -767,6 +773,7 @@ def train(
     diverged_at: list[int | None] = [None] * len(seeds)
     logger_states: list[Any] = [None] * len(seeds)
     last_ckpt: Path | None = None
+    earlier_wall_s = 0.0  # the sittings before this one, up to the checkpoint resumed from
     if loaded is not None:
         payload, path = loaded
         _check_payload(payload, path, run, seeds, num_envs)
@@ -778,6 +785,9 @@ def train(
         diverged_at = list(loop_state.get("diverged_at", diverged_at))
         logger_states = list(payload["loggers"])
         last_ckpt = path
+        earlier_wall_s = float(
+            loop_state.get("wall_s", (logger_states[0] or {}).get("elapsed_s", 0.0))
+        )
         if ale_xla.is_ale_id(run.env_id):
             state = ale_xla.restart_envs(seeded, state, iterations * per_iteration)
             out(
@@ -842,6 +852,7 @@ def train(
                 "final_evals": pick(final_evals),
                 "episodes": pick(episodes),
                 "diverged_at": pick(diverged_at),
+                "wall_s": earlier_wall_s + (time.perf_counter() - call_start),
             },
             "loggers": pick([logger.state() for logger in loggers]),
         }
@@ -986,6 +997,7 @@ def train(
         compile_s=dict(seeded.compile_s),
         compile_wall_s=seeded.compile_wall_s,
         wall_s=time.perf_counter() - call_start,
+        total_wall_s=earlier_wall_s + (time.perf_counter() - call_start),
         finished=finished,
         diverged_at=diverged_at,
         devices=int(seeded.mesh.size),

@@ -569,3 +569,41 @@ def test_four_seeds_on_four_devices_equal_the_same_seeds_on_one(shift_seeds):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("close")
+
+
+def test_a_resumed_run_reports_the_wall_time_of_all_its_sittings(tmp_path):
+    """`summary.json`'s `wall_s` adds the earlier sittings (as the checkpoint resumed
+    from records them) to the last one; a checkpoint from before that record gives
+    its loggers' clock instead."""
+    run = RunConfig(
+        env_id=ENV,
+        algo="a2c",
+        seeds=(0,),
+        num_envs=4,
+        total_steps=3072,
+        checkpoint_every=1024,
+        eval_every=0,
+        eval_episodes=0,
+        progress=False,
+        run_dir=str(tmp_path / "run"),
+    )
+    config = _config("a2c", run.total_steps)
+    quiet = {"out": lambda _line: None}
+    first = jit_loop.train(run, config, stop_after_steps=1024, **quiet)
+    assert not first.finished
+    assert first.total_wall_s == pytest.approx(first.wall_s, abs=0.05)
+    payload, path = ck.resolve_checkpoint(tmp_path / "run")
+    recorded = payload["loop"]["wall_s"]
+    assert 0 < recorded <= first.wall_s
+    second = jit_loop.train(run, config, resume=True, stop_after_steps=2048, **quiet)
+    assert second.total_wall_s == pytest.approx(recorded + second.wall_s, abs=0.05)
+
+    # The same checkpoint as an older softeq wrote it: no wall time of its own.
+    payload, path = ck.resolve_checkpoint(tmp_path / "run")
+    del payload["loop"]["wall_s"]
+    payload["loggers"][0]["elapsed_s"] = 1000.0
+    ck.CheckpointManager(path.parent, keep=1).save(2048, payload)
+    third = jit_loop.train(run, config, resume=True, **quiet)
+    assert third.finished
+    assert third.total_wall_s == pytest.approx(1000.0 + third.wall_s, abs=0.05)
+    assert jit_loop.read_summary(tmp_path / "run")["wall_s"] == third.total_wall_s

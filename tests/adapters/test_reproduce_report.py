@@ -54,3 +54,37 @@ def test_nothing_finished_everywhere_gives_an_empty_scope():
     plan = _plan()
     records = _records({(GAMES[0], "proper", 0), (GAMES[1], "naive", 1)})
     assert reproduce_report.statistics_scope(plan, records) == (GAMES, ())
+
+
+def test_compute_spent_counts_a_shared_program_once_and_the_longer_clock(tmp_path):
+    """A program shared by two variants counts once; an old summary that kept only its
+    last sitting's wall time gives way to the metrics clock, which runs across sittings."""
+    import json
+
+    def run(folder: str, seed: int, *, wall: float, clock: float | None, program=None):
+        batch = tmp_path / folder
+        seed_dir = batch / f"seed-{seed}"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        summary = {"wall_s": wall} | ({"program": program} if program else {})
+        (batch / "summary.json").write_text(json.dumps(summary))
+        rows = ["env_step,time_s,tag,value"]
+        if clock is not None:
+            rows += [f"10,{clock / 2:.3f},train/episode_return,1.0",
+                     f"20,{clock:.3f},train/episode_return,2.0"]  # fmt: skip
+        (seed_dir / "metrics.csv").write_text("\n".join(rows) + "\n")
+        return reproduce_report.RunRecord(
+            game="g", variant=folder, seed=seed, score=1.0, final_eval=1.0,
+            diverged_at=None, env_steps=100, seed_dir=seed_dir,
+        )  # fmt: skip
+
+    records = [
+        # two members of one shared program: its time counts once
+        run("a", 0, wall=600.0, clock=550.0, program="shared"),
+        run("b", 0, wall=600.0, clock=560.0, program="shared"),
+        # resumed before the fix: the summary holds the last sitting only
+        run("c", 0, wall=100.0, clock=900.0),
+        # no metrics rows at all
+        run("d", 0, wall=50.0, clock=None),
+    ]
+    wall, steps, programs = reproduce_report.compute_spent(records)
+    assert (wall, steps, programs) == (600.0 + 900.0 + 50.0, 400, 3)
