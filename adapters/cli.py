@@ -662,6 +662,10 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
         total_steps=ns.total_steps,
         out_dir=ns.out,
     )
+    if ns.status:
+        for line in reproduce_report.progress_lines(plan):
+            print(line)
+        return 0
     if not ns.report_only:
         reproduce.run_plan(plan, workers=ns.workers)
     files = reproduce_report.write_report(plan, ns.report_dir)
@@ -774,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce",
         help="run one of the paper's experiments and report it with statistics",
         description="Train every variant of EXPERIMENT on every game of the suite over the "
-        "seeds (each variant's seeds in one jitted program), then write scores, learning "
+        "seeds (the seeds of variants that differ only in sweepable hyperparameters share one "
+        "jitted program), then write scores, learning "
         "curves, aggregates with bootstrap intervals and a verdict per claim of the paper. "
         "Resumable: finished runs are kept and a rerun does only what is left.",
     )
@@ -797,6 +802,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--report-only", action="store_true", help="redraw the report from the finished runs"
+    )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="show what is finished and what is left (each unfinished program's newest "
+        "checkpoint, an estimate of the time left) and exit; runs and writes nothing",
     )
     p.add_argument(
         "--report-dir", default=None, help="where the report goes (OUT/EXPERIMENT/SUITE/report)"

@@ -451,6 +451,47 @@ def compute_spent(records: Sequence[RunRecord]) -> tuple[float, int, int]:
     return sum(walls.values()), sum(r.env_steps for r in records), len(walls)
 
 
+def progress_lines(plan: Plan) -> list[str]:
+    """Where a reproduction stands, without running anything (`softeq reproduce --status`).
+
+    One line for the whole (runs finished, programs left), one per program left
+    (the env step of its newest checkpoint, or "not started"), and the env steps
+    left with, at the pace of the finished runs (program time per env step, all
+    lanes counted), an estimate of the program time they need.
+    """
+    from softeq.adapters import checkpoint as ckpt_lib
+    from softeq.adapters.jit_loop import checkpoint_dir
+    from softeq.adapters.reproduce import plan_programs
+
+    todo, finished = plan_programs(plan)
+    total_runs = len(plan.experiment.variants) * len(plan.games) * len(plan.seeds)
+    lines = [
+        f"{plan.experiment.name} ({plan.experiment.section}) on the {plan.suite.name} suite: "
+        f"{total_runs} runs, {finished} finished, {len(todo)} program(s) left -> {plan.root}"
+    ]
+    left = 0
+    for program in todo:
+        budget = plan.budget(program.variants[0])
+        saved = ckpt_lib.list_checkpoints(checkpoint_dir(program.folder(plan)))
+        at = min(max((step for step, _ in saved), default=0), budget)
+        left += (budget - at) * len(program.variants) * len(program.seeds)
+        where = f"{at:,} of {budget:,} env steps" if at else "not started"
+        names = " + ".join(v.label for v in program.variants)
+        lines.append(f"  {program.game} {names} seeds {list(program.seeds)}: {where}")
+    wall, steps, _ = compute_spent(collect_runs(plan))
+    if not todo:
+        lines.append("nothing left to run")
+    elif steps:
+        lines.append(
+            f"left: {left:,} env steps; at the pace of the finished runs ({steps:,} env "
+            f"steps in {wall / 60:.1f} min of program time) about {left * wall / steps / 60:.0f} "
+            "min of program time (programs side by side with --workers share it out)"
+        )
+    else:
+        lines.append(f"left: {left:,} env steps (no finished run yet to measure the pace)")
+    return lines
+
+
 def _metrics_clock(seed_dir: Path) -> float:
     """The `time_s` of the last row of a run's `metrics.csv` (0 if it has none)."""
     path = seed_dir / "metrics.csv"

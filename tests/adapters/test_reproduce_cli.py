@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,6 +110,20 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
     assert all(p.exists() for p in first)
     assert not (runs / "soft-q" / "seeds-0-1-2" / "summary.json").exists()
     before = [(p.read_text(), p.stat().st_mtime_ns) for p in first]
+
+    # --status reads where it stands and runs nothing.
+    status = _softeq(*args, "--out", str(cut), "--status")
+    assert status.returncode == 0, status.stderr[-3000:]
+    lines = status.stdout.splitlines()
+    assert lines[0].startswith("experiment-3 (§6.3) on the classic suite: 12 runs, 6 finished, "
+                               "1 program(s) left")  # fmt: skip
+    assert re.fullmatch(
+        r"  CartPole-v1 soft-q \+ soft-q-c1/tau seeds \[0, 1, 2\]: [\d,]+ of 3,\d{3} env steps",
+        lines[1],
+    ), lines[1]
+    assert re.match(r"left: [\d,]+ env steps; at the pace of the finished runs", lines[2])
+    assert len(lines) == 3
+    assert not (runs / "soft-q" / "seeds-0-1-2" / "summary.json").exists()
 
     again = _softeq(*args, "--out", str(cut))
     assert again.returncode == 0, again.stderr[-3000:]
