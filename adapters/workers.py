@@ -9,6 +9,9 @@ same run folders twice at once. Each worker asks the kernel (Linux `prctl`,
 SIGTERM by saving a checkpoint and stopping, so the rerun resumes it cleanly.
 A worker also ignores a second stop signal (its parent passes on a Ctrl-C the
 worker may have had already), so that stopping never costs a checkpoint.
+Workers allocate accelerator memory as they need it
+(`XLA_PYTHON_CLIENT_PREALLOCATE=false` unless set), so that several can share
+one GPU.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ def use_one_thread() -> None:
 def _worker_setup(parent_pid: int) -> None:
     from softeq.adapters.loop import ignore_repeated_stop_signals
 
+    # Workers may share one GPU: by default JAX reserves 75% of its memory in the
+    # first process to start and leaves the next one too little to run. On demand,
+    # side by side programs fit as long as their sum does (unless the user says
+    # otherwise). It is read when the backend starts, after this.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     stop_with_parent(parent_pid)
     ignore_repeated_stop_signals()
 

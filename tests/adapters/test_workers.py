@@ -78,6 +78,18 @@ def test_every_task_runs_in_a_process_of_its_own():
     assert len(set(results)) == 3 and os.getpid() not in results
 
 
+def test_workers_allocate_accelerator_memory_on_demand(monkeypatch):
+    """Side by side programs on one GPU: no worker reserves most of its memory up front."""
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    results: list[str | None] = []
+    tasks = [(os.getenv, ("XLA_PYTHON_CLIENT_PREALLOCATE",))]
+    workers.run_in_processes(tasks, workers=1, on_result=results.append)
+    assert results == ["false"]
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")  # the user's choice stands
+    workers.run_in_processes(tasks, workers=1, on_result=results.append)
+    assert results == ["false", "true"]
+
+
 def test_a_failing_task_is_raised_here_and_later_tasks_never_start(tmp_path):
     import operator
 
