@@ -440,14 +440,17 @@ def compute_spent(records: Sequence[RunRecord]) -> tuple[float, int, int]:
     """
     from softeq.adapters.jit_loop import read_summary
 
-    walls: dict[str, float] = {}
+    by_batch: dict[Path, list[Path]] = {}
     for record in records:
-        summary = read_summary(record.seed_dir.parent)
-        program = summary.get("program", str(record.seed_dir.parent))
+        by_batch.setdefault(record.seed_dir.parent, []).append(record.seed_dir)
+    walls: dict[str, float] = {}
+    for batch, seed_dirs in by_batch.items():
+        summary = read_summary(batch)
+        program = summary.get("program", str(batch))
         # Summaries written before softeq counted earlier sittings hold the last
         # sitting only; the metrics clock runs across sittings (compilation aside).
-        wall = max(float(summary["wall_s"]), _metrics_clock(record.seed_dir))
-        walls[program] = max(walls.get(program, 0.0), wall)
+        clock = max(_metrics_clock(seed_dir) for seed_dir in seed_dirs)
+        walls[program] = max(walls.get(program, 0.0), float(summary["wall_s"]), clock)
     return sum(walls.values()), sum(r.env_steps for r in records), len(walls)
 
 
