@@ -26,6 +26,17 @@ def _noise(runs: int, games: int, scale: float, seed: int) -> np.ndarray:
     return scale * np.random.default_rng(seed).standard_normal((runs, games))
 
 
+def _spread(runs: int, games: int, scale: float) -> np.ndarray:
+    """Deterministic spread: every column has mean exactly 0 and standard deviation `scale`.
+
+    Cases that must land between two thresholds are built with it, so their mean
+    difference sits where the test puts it instead of wherever a noise draw lands.
+    """
+    column = np.linspace(-1.0, 1.0, runs)
+    column = scale * column / column.std()
+    return np.stack([np.roll(column, g) for g in range(games)], axis=1)
+
+
 def test_not_worse_reads_the_interval_against_the_margin():
     base = 0.5 + _noise(10, 2, 0.02, 0)
     claim = claims.NotWorse("a", "b", margin=0.1)
@@ -33,8 +44,8 @@ def test_not_worse_reads_the_interval_against_the_margin():
     assert claim.evaluate(_scores({"a": base - 0.05, "b": base})).outcome == claims.REPRODUCED
     # a is 0.5 worse: the whole interval lies below −δ.
     assert claim.evaluate(_scores({"a": base - 0.5, "b": base})).outcome == claims.NOT_REPRODUCED
-    # a is 0.1 worse with spread: the interval straddles −δ.
-    wide = {"a": base - 0.1 + _noise(10, 2, 0.2, 1), "b": base}
+    # a is exactly δ worse with spread: the interval straddles −δ.
+    wide = {"a": base - 0.1 + _spread(10, 2, 0.2), "b": base}
     assert claim.evaluate(_scores(wide)).outcome == claims.INCONCLUSIVE
 
 
@@ -43,7 +54,8 @@ def test_worse_needs_the_interval_below_zero():
     claim = claims.Worse("a", "b", margin=0.1)
     assert claim.evaluate(_scores({"a": base - 0.3, "b": base})).outcome == claims.REPRODUCED
     assert claim.evaluate(_scores({"a": base + 0.3, "b": base})).outcome == claims.NOT_REPRODUCED
-    straddle = {"a": base - 0.1 + _noise(10, 2, 0.3, 3), "b": base}
+    # Halfway between −δ and 0 with spread (half-width about 0.13): reaches past both.
+    straddle = {"a": base - 0.05 + _spread(10, 2, 0.3), "b": base}
     assert claim.evaluate(_scores(straddle)).outcome == claims.INCONCLUSIVE
 
 
@@ -55,7 +67,7 @@ def test_equivalence_is_a_two_one_sided_test_not_a_failed_difference_test():
     far = claim.evaluate(_scores({"a": base + 0.4, "b": base}))
     assert far.outcome == claims.NOT_REPRODUCED
     # Noisy data with no detectable difference are not "equivalent": the interval is wide.
-    noisy = claim.evaluate(_scores({"a": base + _noise(12, 2, 0.5, 5), "b": base}))
+    noisy = claim.evaluate(_scores({"a": base + _spread(12, 2, 0.5), "b": base}))
     assert noisy.outcome == claims.INCONCLUSIVE
 
 
@@ -66,7 +78,7 @@ def test_mixed_by_game_needs_a_better_and_a_worse_game():
     assert claim.evaluate(_scores({"a": mixed, "b": base})).outcome == claims.REPRODUCED
     better = base + np.array([0.3, 0.2])
     assert claim.evaluate(_scores({"a": better, "b": base})).outcome == claims.NOT_REPRODUCED
-    one_side = base + np.array([0.3, 0.0]) + _noise(10, 2, 0.3, 7) * np.array([0, 1])
+    one_side = base + np.array([0.3, 0.0]) + _spread(10, 2, 0.3) * np.array([0, 1])
     assert claim.evaluate(_scores({"a": one_side, "b": base})).outcome == claims.INCONCLUSIVE
 
 
