@@ -628,8 +628,8 @@ def test_bad_input_is_refused_with_a_message_naming_input_value_and_allowed(
     status, err = runner(argv)
     assert "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if ln.strip() and "Warning" not in ln]
-    assert lines, f"exit {status} with nothing on stderr"
-    _check_message(lines[-1], case.must_contain)
+    assert len(lines) == 1, f"exit {status} with {len(lines)} lines on stderr (one expected): {err}"
+    _check_message(lines[0], case.must_contain)
     assert status == case.status, err
     if case.id == "cli-unknown-backend":
         # Refused before anything is written.
