@@ -12,7 +12,11 @@ Every algorithm hyperparameter is a flag generated from the algorithms' frozen
 config dataclasses (`--temperature`, `--entropy naive|proper`,
 `--value-weight`, `--target hard|soft-kl|soft-entropy`, `--n-step`, ...);
 unset flags take the per-environment defaults of
-`softeq.adapters.agents.default_config`.
+`softeq.adapters.agents.default_config`. The jitted driver changes three of
+them unless they are given: a learning rate decays linearly to 0 over
+`--total-steps` (`--lr-decay-steps`), and it evaluates and checkpoints every
+50 000 env steps (the host loop's 25 000 / 10 000 would cost more in host
+visits than the program spends training in between).
 
 Bad arguments end the program with exit status 2 and one line on stderr that
 names the flag, the value and what is allowed. Other exit statuses: 1 a
@@ -108,7 +112,8 @@ def _merged_field_specs() -> dict[str, tuple[FieldSpec, list[str]]]:
 
 def _add_algo_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "algorithm hyperparameters (default: the algorithm's per-environment default)"
+        "algorithm hyperparameters (default: the algorithm's per-environment default; "
+        "on the jitted driver a learning rate decays linearly to 0 over --total-steps)"
     )
     for name, (spec, algos) in _merged_field_specs().items():
         text = spec.help or name.replace("_", " ")
@@ -153,10 +158,20 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
         )
     add("--num-envs", "num_envs", "INT", "parallel envs (default: the algorithm's per-env default)")
     add("--total-steps", "total_steps", "INT", f"env-step budget, all envs ({d.total_steps})")
-    add("--eval-every", "eval_every", "INT", f"env steps; 0 = only at the end ({d.eval_every})")
+    add(
+        "--eval-every",
+        "eval_every",
+        "INT",
+        f"env steps; 0 = only at the end ({d.eval_every}; {JIT_EVAL_EVERY} on the jitted driver)",
+    )
     add("--eval-episodes", "eval_episodes", "INT", f"episodes per evaluation ({d.eval_episodes})")
     _add_eval_protocol_flags(g, d)
-    add("--checkpoint-every", "checkpoint_every", "INT", f"env steps ({d.checkpoint_every})")
+    add(
+        "--checkpoint-every",
+        "checkpoint_every",
+        "INT",
+        f"env steps ({d.checkpoint_every}; {JIT_CHECKPOINT_EVERY} on the jitted driver)",
+    )
     add("--keep-checkpoints", "keep_checkpoints", "INT", f"newest kept ({d.keep_checkpoints})")
     add("--log-every", "log_every", "INT", f"learner updates per CSV row ({d.log_every})")
     add(
@@ -183,7 +198,8 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
             "--run-dir",
             "run_dir",
             "DIR",
-            "output folder (default runs/<env>-<algo>-seed<k>-<time>)",
+            "output folder (default runs/<env>-<algo>-seed<k>-<time>, with --seeds "
+            "runs/<env>-<algo>-seeds<k>-<l>-...-<time>)",
         )
         g.add_argument(
             "--video",

@@ -99,7 +99,7 @@ class RunConfig:
       eval_every: evaluate every this many env steps (`0` = only at the end).
       eval_episodes: episodes per evaluation (on a separate env).
       eval_policy: how evaluation acts: "greedy" (argmax), "sample" (draws from
-        the learned stochastic policy π_θ; a2c and soft-q only), "epsilon"
+        the learned stochastic policy π_θ; a2c, soft-q and sac-discrete only), "epsilon"
         (ε-greedy with `eval_epsilon`) or "auto" (see `resolve_eval_protocol`).
       eval_epsilon: ε of the "epsilon" evaluation policy, in [0, 1].
       eval_max_episode_steps: an evaluation episode that reaches this many agent
@@ -111,7 +111,8 @@ class RunConfig:
       keep_checkpoints: how many most recent checkpoints to keep on disk.
       log_every: write averaged learner metrics every this many learner updates.
       run_dir: output folder (config, metrics, checkpoints, TensorBoard events).
-      torso: network torso, `"auto"` = `"nature"` for Atari, `"mlp"` otherwise.
+      torso: network torso, `"auto"` = `"nature"` for Atari, `"minatar"` for the
+        MinAtar games, `"mlp"` otherwise.
       video: record one evaluation episode to an mp4 at each evaluation.
       progress: show a tqdm progress bar.
       backend: where the env comes from: "gymnax" (JAX-native: CartPole-v1,
@@ -274,12 +275,12 @@ def resolve_eval_protocol(config: RunConfig) -> EvalProtocol:
     """The evaluation protocol of `config`, with "auto" and 0 replaced by the standard ones.
 
     Atari follows Mnih et al. (2015): agents with a learned stochastic policy
-    (a2c, soft-q) sample from it, Q-learners (dqn) act ε-greedily with ε =
-    `eval_epsilon` (0.05 by default), and an episode ends after
+    (a2c, soft-q, sac-discrete) sample from it, Q-learners (dqn, mdqn) act
+    ε-greedily with ε = `eval_epsilon` (0.05 by default), and an episode ends after
     `ATARI_EVAL_MAX_EPISODE_STEPS` agent steps (5 minutes of play); a greedy
     agent that never presses FIRE would otherwise idle for the env's whole
-    30-minute limit. Classic control evaluates greedily, with only the env's
-    own time limit (500 steps for CartPole-v1 and Acrobot-v1).
+    30-minute limit. Classic control and MinAtar evaluate greedily, with only the
+    env's own time limit (500 steps for CartPole-v1 and Acrobot-v1).
     """
     atari = is_atari(config.env_id)
     policy = config.eval_policy
@@ -298,10 +299,20 @@ def resolve_eval_protocol(config: RunConfig) -> EvalProtocol:
 
 
 def default_run_dir(config: RunConfig) -> str:
-    """`runs/<env>-<algo>-seed<k>-<timestamp>` (env id with `/` replaced)."""
+    """`runs/<env>-<algo>-seed<k>-<timestamp>`; several seeds name themselves instead.
+
+    `--seeds 0 1 2` gives `...-seeds0-1-2-...`, more than four seeds `...-<n>seeds-...`;
+    the env id has `/` replaced by `-`.
+    """
     env = config.env_id.replace("/", "-")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"{env}-{config.algo}-seed{config.seed}-{stamp}")
+    if not config.seeds:
+        seeds = f"seed{config.seed}"
+    elif len(config.seeds) <= 4:
+        seeds = "seeds" + "-".join(map(str, config.seeds))
+    else:
+        seeds = f"{len(config.seeds)}seeds"
+    return os.path.join("runs", f"{env}-{config.algo}-{seeds}-{stamp}")
 
 
 def resolve_torso(config: RunConfig) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -295,3 +296,39 @@ def test_compare_with_host_loop_workers_trains_each_run_in_a_process(tmp_path):
     for seed in (0, 1):
         assert (out / "runs" / "a2c" / f"seed{seed}" / "metrics.csv").stat().st_size > 0
     assert (out / "summary.csv").stat().st_size > 0
+
+
+def test_force_replaces_the_old_run_and_keeps_the_users_files(tmp_path):
+    """`train --force` over a folder holding another run: the run's files are replaced,
+    anything else the user put there stays."""
+    run_dir = tmp_path / "run"
+    common = ["train", "--env", "CartPole-v1", "--algo", "a2c", "--run-dir", str(run_dir)]
+    first = _softeq(*common, "--seeds", "0", "1", "--total-steps", "2048")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert {"seed-0", "seed-1", "summary.json"} <= {p.name for p in run_dir.iterdir()}
+    (run_dir / "notes.txt").write_text("mine")
+    refused = _softeq(*common, "--seeds", "5", "--total-steps", "4096")
+    assert refused.returncode == cli.EXIT_USAGE and "--force" in _one_line_error(refused)
+    forced = _softeq(*common, "--seeds", "5", "--total-steps", "4096", "--force")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    names = {p.name for p in run_dir.iterdir()}
+    assert "seed-5" in names and not {"seed-0", "seed-1"} & names
+    assert (run_dir / "notes.txt").read_text() == "mine"
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["run"]["seeds"] == [5] and saved["run"]["total_steps"] == 4096
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["seeds"]) == {"5"}
+
+
+def test_default_run_folders_name_the_seeds():
+    from softeq.adapters.run_config import RunConfig, default_run_dir
+
+    assert re.fullmatch(
+        r"runs/CartPole-v1-a2c-seed3-\d{8}-\d{6}",
+        default_run_dir(RunConfig(env_id="CartPole-v1", algo="a2c", seed=3)),
+    )
+    assert re.fullmatch(
+        r"runs/ALE-Pong-v5-dqn-seeds0-1-2-\d{8}-\d{6}",
+        default_run_dir(RunConfig(env_id="ALE/Pong-v5", algo="dqn", seeds=(0, 1, 2))),
+    )
+    assert "-8seeds-" in default_run_dir(RunConfig(seeds=tuple(range(8))))
