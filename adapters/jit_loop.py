@@ -900,6 +900,7 @@ def train(
             logger.scalar("eval/return_mean", result["return_mean"], env_steps())
             logger.scalar("eval/return_std", result["return_std"], env_steps())
             logger.scalar("eval/length_mean", result["length_mean"], env_steps())
+            logger.scalar("eval/capped_episodes", result["capped"], env_steps())
             results.append(result)
         return results
 

@@ -273,6 +273,8 @@ def test_a2c_learns_cartpole_with_seeds_in_one_program_run_in_chunks(tmp_path, s
         assert returns.size == result.episodes[i]
         assert returns[:20].mean() < returns[-20:].mean()
         assert metrics["eval/return_mean"][1].tolist() == [scores[i]]
+        # CartPole's own 500-step limit ends every episode; no evaluation cap is hit.
+        assert metrics["eval/capped_episodes"][1].tolist() == [0.0]
     saved = [step for step, _ in ck.list_checkpoints(tmp_path / "run" / "checkpoints")]
     assert saved == [51_200, 76_800, 100_096]  # every chunk, the newest three kept
 
