@@ -5,11 +5,12 @@ A spec is an algorithm name with optional hyperparameter overrides:
 `run_compare` trains every (spec, seed) pair, each into its own run folder.
 Where the env runs inside a program (gymnax: CartPole-v1, Acrobot-v1, the
 MinAtar games; driver "jit"), all seeds of one spec are one jitted program
-(`softeq.adapters.jit_loop.train`), run one program after the other in this
-process; specs of one algorithm that differ only in sweepable hyperparameters
-(`softeq.adapters.sweep`: temperature, value_weight, DQN's target) share one program whose
-lanes are spec × seed, compiled once; host-loop envs (ALE, gymnasium) train
-one run per worker process.
+(`softeq.adapters.jit_loop.train`), `workers` programs side by side, each in a
+worker process of its own (one after the other in this process with
+`workers=1`); specs of one algorithm that differ only in sweepable
+hyperparameters (`softeq.adapters.sweep`: temperature, value_weight, DQN's
+target) share one program whose lanes are spec × seed, compiled once;
+host-loop envs (ALE, gymnasium) train one run per worker process.
 The compare folder then holds:
 
     compare.json          manifest (env, specs, seeds, run folders)

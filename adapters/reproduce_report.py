@@ -530,7 +530,7 @@ def verdict_markdown(
         f"Compute: {len(records)} finished runs in {programs} jitted programs, "
         f"{steps:,} env steps, {wall / 60:.1f} min of program time (the programs' wall "
         f"times summed, compilation included; with `--workers` several ran side by side, "
-        f"and the machine may have been shared, see the notes). Machine: "
+        f"and the machine may have been shared with other work). Machine: "
         + ("; ".join(machines) if machines else "not recorded")
         + ".",
         "",
