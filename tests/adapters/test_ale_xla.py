@@ -25,8 +25,6 @@ from softeq.adapters.jit_driver import JitProgram
 from softeq.adapters.jit_loop import SeededProgram
 from softeq.adapters.run_config import RunConfig
 
-pytest.importorskip("ale_py")
-
 FIELDS = (
     "obs",
     "reward",

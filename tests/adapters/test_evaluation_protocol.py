@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from softeq.adapters import agents, cli, loop
-from softeq.adapters.envs import ENV_KINDS, make_vector_env
+from softeq.adapters.envs import make_vector_env
 from softeq.adapters.run_config import (
     ATARI_EVAL_MAX_EPISODE_STEPS,
     ConfigError,
@@ -27,7 +27,6 @@ from softeq.adapters.run_config import (
 )
 
 BREAKOUT = "ALE/Breakout-v5"
-needs_atari = pytest.mark.skipif(BREAKOUT not in ENV_KINDS, reason="ale-py is not installed")
 
 
 class _NoopAgent:
@@ -88,7 +87,6 @@ def test_explicit_settings_override_the_auto_protocol():
 # --------------------------------------------------------------------------------------
 
 
-@needs_atari
 @pytest.mark.parametrize("backend", ["ale", "gymnasium"])
 def test_atari_evaluation_of_a_noop_agent_ends_at_the_cap(backend):
     # 3 episodes on 2 envs: sub-env 0 owes two, so its first episode is cut and it
@@ -108,7 +106,6 @@ def test_atari_evaluation_of_a_noop_agent_ends_at_the_cap(backend):
     assert elapsed < 60  # 120 vector steps; generous for a loaded 2-core machine
 
 
-@needs_atari
 def test_default_atari_protocol_ends_a_noop_agents_episodes_after_4500_steps():
     run = RunConfig(env_id=BREAKOUT, algo="a2c")
     protocol = resolve_eval_protocol(run)

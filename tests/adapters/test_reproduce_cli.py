@@ -277,6 +277,8 @@ def test_a_reproduction_with_workers_stops_cleanly_and_continues(tmp_path):
     again = _softeq(*args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "12 runs, 0 already finished, 4 program(s) to run" in again.stdout
-    for log in cartpole.glob("*/seeds-0/train.log"):
+    logs = sorted(cartpole.glob("*/seeds-0/train.log"))
+    assert len(logs) == 2, logs
+    for log in logs:
         assert log.read_text().count("resumed from") == 2
     assert len(list((root / "runs").glob("*/*/seeds-0/summary.json"))) == 12
