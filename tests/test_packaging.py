@@ -200,8 +200,26 @@ def console_script_problems(built) -> list[str]:
     module_path = "softeq/" + "/".join(match.group(1).split(".")[1:]) + ".py"
     if module_path not in names:
         problems.append(f"console script target {module_path} is not in the wheel")
-    if not (built["venv"] / "bin" / "softeq").is_file():
+    script = built["venv"] / "bin" / "softeq"
+    if not script.is_file():
         problems.append("pip did not install the `softeq` script")
+        return problems
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    for args, expected in ((["--help"], "reproduce"), (["train", "--help"], "--total-steps")):
+        ran = subprocess.run(
+            [str(script), *args],
+            cwd=built["root"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if ran.returncode != 0 or expected not in ran.stdout:
+            problems.append(
+                f"`softeq {' '.join(args)}` from the wheel: exit {ran.returncode}, "
+                f"{ran.stderr[-500:]!r}"
+            )
     return problems
 
 
