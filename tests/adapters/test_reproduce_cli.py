@@ -80,6 +80,21 @@ def test_experiment_2_runs_every_dqn_target_and_n_step(tmp_path):
         f"{t}-{n}" for t in ("hard", "soft-kl", "soft-entropy") for n in (1, 5)
     )
 
+    # --report-only redraws the report elsewhere from the finished runs, training nothing.
+    summaries = sorted(tmp_path.rglob("summary.json"))
+    stamps = [p.stat().st_mtime_ns for p in summaries]
+    elsewhere = tmp_path / "published"
+    again = _softeq(
+        "reproduce", "experiment-2", "--games", "CartPole-v1", "--seeds", "0", "1", "2",
+        "--total-steps", "1500", "--out", str(tmp_path), "--report-only",
+        "--report-dir", str(elsewhere),
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "program(s) to run" not in again.stdout
+    assert [p.stat().st_mtime_ns for p in sorted(tmp_path.rglob("summary.json"))] == stamps
+    _check_report(elsewhere, claim_count=3, seeds=3)
+    assert _scores(elsewhere) == _scores(report)
+
 
 def _scores(report: Path) -> list[dict]:
     with open(report / "scores.csv") as fh:
