@@ -178,7 +178,8 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, compare: bool = False) ->
         "--torso",
         "torso",
         "auto|nature|minatar|mlp",
-        "network torso (auto: nature for Atari, minatar for MinAtar)",
+        "network torso (auto: nature for Atari, minatar for MinAtar, mlp otherwise; "
+        "mlp flattens frames)",
     )
     add(
         "--backend",

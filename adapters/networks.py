@@ -234,10 +234,10 @@ def mlp_torso(
     *,
     activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
 ) -> jax.Array:
-    """Fully connected torso for vector observations (call inside `hk.transform`).
+    """Fully connected torso (call inside `hk.transform`).
 
     Args:
-      x: `[B, D]` float observations.
+      x: `[B, D]` float observations; `[B, ...]` ones (frames) are flattened to `[B, D]`.
       hidden: layer widths.
       activation: nonlinearity after each layer (tanh by default).
 
@@ -245,9 +245,9 @@ def mlp_torso(
       `[B, hidden[-1]]` features.
     """
     hidden = _check_hidden(hidden)
-    if x.ndim != 2:
-        raise ValueError(f"`x` must be [B, D] vector observations, got shape {x.shape}.")
-    x = x.astype(jnp.float32)
+    if x.ndim < 2:
+        raise ValueError(f"`x` must be [B, D] or [B, ...] observations, got shape {x.shape}.")
+    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
     for i, size in enumerate(hidden):
         x = activation(_dense(size, _HIDDEN_GAIN, f"mlp{i}")(x))
     return x

@@ -200,6 +200,7 @@ def validate_run_config(config: RunConfig) -> None:
     for name, value, ok, allowed in checks:
         if not ok:
             raise ConfigError(f"--{name.replace('_', '-')}", value, allowed)
+    _check_torso_fits_env(config)
     for name in ("seed", "num_envs", "total_steps", "eval_every", "eval_episodes"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -313,6 +314,21 @@ def default_run_dir(config: RunConfig) -> str:
     else:
         seeds = f"{len(config.seeds)}seeds"
     return os.path.join("runs", f"{env}-{config.algo}-{seeds}-{stamp}")
+
+
+def _check_torso_fits_env(config: RunConfig) -> None:
+    """The convolutional torsos are built for one frame size each; the MLP takes any."""
+    if config.torso not in ("nature", "minatar") or not config.env_id:
+        return
+    default = resolve_torso(config.replace(torso="auto"))
+    if config.torso != default:
+        frames = {"nature": "84×84 Atari frames", "minatar": "10×10 MinAtar frames"}
+        raise ConfigError(
+            "--torso",
+            config.torso,
+            f"allowed for --env {config.env_id}: auto|{default}|mlp "
+            f"({config.torso} takes {frames[config.torso]})",
+        )
 
 
 def resolve_torso(config: RunConfig) -> str:

@@ -203,6 +203,13 @@ CASES: list[Case] = [
         error=ConfigError,
     ),
     Case(
+        "run-torso-for-other-frames",
+        "config",
+        ("--torso", "'nature'", "auto|minatar|mlp", "84×84 Atari frames"),
+        call=lambda: RunConfig(env_id="Breakout-MinAtar", torso="nature"),
+        error=ConfigError,
+    ),
+    Case(
         "run-unknown-eval-policy",
         "config",
         ("--eval-policy", "'boltzmann'", "auto|greedy|sample|epsilon"),

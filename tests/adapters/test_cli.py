@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 from softeq.adapters import cli
@@ -332,3 +334,52 @@ def test_default_run_folders_name_the_seeds():
         default_run_dir(RunConfig(env_id="ALE/Pong-v5", algo="dqn", seeds=(0, 1, 2))),
     )
     assert "-8seeds-" in default_run_dir(RunConfig(seeds=tuple(range(8))))
+
+
+def _checkpoint_shapes(run_dir: Path) -> set[tuple[int, ...]]:
+    from softeq.adapters.checkpoint import read_checkpoint
+
+    _, newest = list_checkpoints(run_dir / "checkpoints")[-1]
+    leaves = jax.tree.leaves(read_checkpoint(newest)["state"])
+    return {tuple(np.shape(leaf)) for leaf in leaves}
+
+
+def test_torso_flag_picks_the_network_and_refuses_one_built_for_other_frames(tmp_path):
+    """`--torso mlp` on MinAtar flattens the 10×10×4 frames into a 400-input MLP; the
+    default (`auto`) is MinAtar's convolution; Atari's Nature CNN is refused by name."""
+    common = ["train", "--env", "Breakout-MinAtar", "--algo", "a2c", "--total-steps", "2048"]
+    common += ["--eval-episodes", "0"]
+    for torso in ("mlp", "auto"):
+        proc = _softeq(*common, "--torso", torso, "--run-dir", tmp_path / torso)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        saved = json.loads((tmp_path / torso / "config.json").read_text())
+        assert saved["run"]["torso"] == torso
+    mlp, conv = _checkpoint_shapes(tmp_path / "mlp"), _checkpoint_shapes(tmp_path / "auto")
+    kernel = (1, 3, 3, 4, 16)  # [seeds, 3×3, 4 channels in, 16 out]: MinAtar's convolution
+    assert (1, 400, 64) in mlp and kernel not in mlp  # [seeds, inputs, units]
+    assert kernel in conv and (1, 400, 64) not in conv
+    refused = _softeq(*common, "--torso", "nature", "--run-dir", tmp_path / "nature")
+    assert refused.returncode == cli.EXIT_USAGE
+    assert "auto|minatar|mlp" in _one_line_error(refused)
+    assert not (tmp_path / "nature").exists()
+
+
+def test_log_every_sets_learner_updates_per_csv_row(tmp_path):
+    """The host loop writes one learner row per `--log-every` updates, averaged."""
+    rows = {}
+    for every in (1, 4):
+        run_dir = tmp_path / f"every-{every}"
+        proc = _softeq(
+            "train", "--env", "CartPole-v1", "--algo", "a2c", "--driver", "host",
+            "--total-steps", "4096", "--eval-episodes", "0", "--log-every", str(every),
+            "--run-dir", run_dir,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        with open(run_dir / "metrics.csv") as fh:
+            rows[every] = [r for r in csv.DictReader(fh) if r["tag"] == "learner/loss"]
+    assert len(rows[1]) >= 8
+    assert len(rows[4]) == len(rows[1]) // 4
+    # a row of 4 updates is the mean of the 4 single-update rows it covers
+    singles = [float(r["value"]) for r in rows[1]]
+    for i, row in enumerate(rows[4]):
+        assert float(row["value"]) == pytest.approx(np.mean(singles[4 * i : 4 * i + 4]), rel=1e-5)
