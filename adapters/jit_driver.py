@@ -60,7 +60,7 @@ from softeq.adapters import mesh as mesh_lib
 from softeq.adapters.agents import actor_critic, dqn
 from softeq.adapters.agents.config import DQNConfig
 from softeq.adapters.agents.registry import Algorithm
-from softeq.adapters.replay import NStepBatch
+from softeq.adapters.replay import NStepBatch, side_ring_slots
 from softeq.core import bootstrap_truncations
 
 #: PRNG implementation of the run's random streams (see the module docstring).
@@ -87,17 +87,27 @@ EVAL_POLICIES = ("greedy", "sample", "epsilon")
 
 
 class DeviceReplay(NamedTuple):
-    """On-device ring buffer of `rows` time rows × N environments.
+    """On-device ring buffer of `rows` time rows × N environments, laid out as the host
+    loop's `softeq.adapters.replay.ReplayBuffer`: each observation is stored once.
 
-    Row i holds, for each env, one transition s_i —a_i→ (r_i, s_{i+1}):
+    Row i holds, for each env, s_i, a_i, r_i and how the episode ended there. The next
+    state s_{i+1} is the next row of the same env; after a termination that row is the
+    next episode's first state, which the zero discount ignores. A truncation must
+    still bootstrap from the ended episode's last observation, which goes to a side
+    ring of S slots (`final_obs`); the row keeps its slot in `final_slot`.
 
     obs: `[rows, N, *obs_shape]` s_i.
     actions: `[rows, N]` int32 a_i.
     rewards: `[rows, N]` float32 r_i.
     terminated: `[rows, N]` bool, s_{i+1} is terminal.
-    truncated: `[rows, N]` bool, the episode hit its time limit (not terminal).
-    next_obs: `[rows, N, *obs_shape]` s_{i+1}; where the episode ended, the
-      ended episode's final observation (not the next episode's first).
+    truncated: `[rows, N]` bool, the episode hit its time limit (and did not terminate).
+    final_slot: `[rows, N]` int32 side-ring slot of a truncated transition, −1 elsewhere.
+    final_obs: `[S, *obs_shape]` last observations of truncated episodes.
+    final_owner: `[S]` int32 `row_count · N + env` of the transition owning each slot
+      (−1: free), `row_count` being the absolute row number.
+    final_count: `[]` int32 final observations written so far.
+    lost_truncations: `[]` int32 truncations whose slot was reused while their row was
+      still stored (sampled as terminations; see `softeq.adapters.replay`).
     count: `[]` int32 rows written so far (the next goes to `count % rows`).
     """
 
@@ -106,7 +116,11 @@ class DeviceReplay(NamedTuple):
     rewards: jax.Array
     terminated: jax.Array
     truncated: jax.Array
-    next_obs: jax.Array
+    final_slot: jax.Array
+    final_obs: jax.Array
+    final_owner: jax.Array
+    final_count: jax.Array
+    lost_truncations: jax.Array
     count: jax.Array
 
 
@@ -184,22 +198,44 @@ def device_replay_init(
 ) -> DeviceReplay:
     """An empty buffer of `replay_rows(capacity, num_envs)` rows."""
     rows = replay_rows(capacity, num_envs)
+    slots = side_ring_slots(rows, num_envs)
+    zero = jnp.zeros((), jnp.int32)
     return DeviceReplay(
         obs=jnp.zeros((rows, num_envs, *observation_shape), observation_dtype),
         actions=jnp.zeros((rows, num_envs), jnp.int32),
         rewards=jnp.zeros((rows, num_envs), jnp.float32),
         terminated=jnp.zeros((rows, num_envs), bool),
         truncated=jnp.zeros((rows, num_envs), bool),
-        next_obs=jnp.zeros((rows, num_envs, *observation_shape), observation_dtype),
-        count=jnp.zeros((), jnp.int32),
+        final_slot=jnp.full((rows, num_envs), -1, jnp.int32),
+        final_obs=jnp.zeros((slots, *observation_shape), observation_dtype),
+        final_owner=jnp.full((slots,), -1, jnp.int32),
+        final_count=zero,
+        lost_truncations=zero,
+        count=zero,
     )
 
 
 def device_replay_add(
-    replay: DeviceReplay, obs, actions, rewards, terminated, truncated, next_obs
+    replay: DeviceReplay, obs, actions, rewards, terminated, truncated, final_obs
 ) -> DeviceReplay:
-    """Writes one row of N transitions (`[N, …]` each) at `count % rows`."""
-    row = replay.count % replay.actions.shape[0]
+    """Writes one row of N transitions (`[N, …]` each) at `count % rows`.
+
+    `final_obs` is the env step's `final_obs` (`[N, *obs_shape]`); only the rows of
+    truncated transitions are kept, in the side ring.
+    """
+    rows, num_envs = replay.actions.shape
+    slots = replay.final_owner.shape[0]
+    row = replay.count % rows
+    terminated = terminated.astype(bool)
+    truncated = truncated.astype(bool) & ~terminated  # a termination wins
+    # The k-th truncation of this row takes slot final_count + k; S >= 2N keeps the
+    # slots of one row distinct. The others write out of range, which is dropped.
+    slot = (replay.final_count + jnp.cumsum(truncated) - 1) % slots
+    target = jnp.where(truncated, slot, slots)
+    previous = replay.final_owner[slot]
+    still_stored = (previous >= 0) & (previous // num_envs > replay.count - rows)
+    lost = jnp.sum(truncated & still_stored, dtype=jnp.int32)
+    owner = replay.count * num_envs + jnp.arange(num_envs, dtype=jnp.int32)
 
     def put(buffer, values):
         return jax.lax.dynamic_update_index_in_dim(buffer, values.astype(buffer.dtype), row, 0)
@@ -210,14 +246,20 @@ def device_replay_add(
         rewards=put(replay.rewards, rewards),
         terminated=put(replay.terminated, terminated),
         truncated=put(replay.truncated, truncated),
-        next_obs=put(replay.next_obs, next_obs),
+        final_slot=put(replay.final_slot, jnp.where(truncated, slot, -1)),
+        final_obs=replay.final_obs.at[target].set(
+            final_obs.astype(replay.final_obs.dtype), mode="drop"
+        ),
+        final_owner=replay.final_owner.at[target].set(owner, mode="drop"),
+        final_count=replay.final_count + jnp.sum(truncated, dtype=jnp.int32),
+        lost_truncations=replay.lost_truncations + lost,
         count=replay.count + 1,
     )
 
 
 def device_replay_can_sample(replay: DeviceReplay, *, n: int) -> jax.Array:
-    """Whether one complete n-step window is stored (`[]` bool)."""
-    return replay.count >= n
+    """Whether one complete n-step window (n + 1 rows) is stored (`[]` bool)."""
+    return replay.count > n
 
 
 def device_replay_sample(
@@ -225,8 +267,9 @@ def device_replay_sample(
 ) -> NStepBatch:
     """`batch_size` n-step windows drawn uniformly over (start row, env).
 
-    A window starting at absolute row i holds rows i … i + n − 1 of one env; it
-    must be fully written (i + n ≤ count) and not overwritten (i ≥ count − rows).
+    A window starting at absolute row i reads rows i … i + n of one env (row i + n
+    for the last next state): i + n must be written (i + n < count) and row i not
+    overwritten (i ≥ count − rows).
 
     Returns:
       `NStepBatch`: obs `[B, …]`, actions `[B]`, rewards / terminated / truncated
@@ -235,18 +278,37 @@ def device_replay_sample(
     rows, num_envs = replay.actions.shape
     start_key, env_key = jax.random.split(key)
     first = jnp.maximum(replay.count - rows, 0)
-    last = replay.count - n  # inclusive
+    last = replay.count - 1 - n  # inclusive
     start = jax.random.randint(start_key, (batch_size,), first, last + 1)
     env = jax.random.randint(env_key, (batch_size,), 0, num_envs)
-    window = (start[:, None] + jnp.arange(n)[None, :]) % rows  # [B, n]
+    return device_replay_windows(replay, start, env, n=n)
+
+
+def device_replay_windows(
+    replay: DeviceReplay, start: jax.Array, env: jax.Array, *, n: int
+) -> NStepBatch:
+    """The n-step windows at absolute rows `start` (`[B]`) of envs `env` (`[B]`)."""
+    rows, num_envs = replay.actions.shape
+    absolute = start[:, None] + jnp.arange(n + 1)[None, :]  # [B, n + 1]
+    window = absolute % rows
     env_col = env[:, None]
+    steps = window[:, :-1]
+    terminated = replay.terminated[steps, env_col]
+    truncated = replay.truncated[steps, env_col]
+    slot = replay.final_slot[steps, env_col]
+    owner = absolute[:, :-1] * num_envs + env_col
+    kept = truncated & (slot >= 0) & (replay.final_owner[jnp.maximum(slot, 0)] == owner)
+    following = replay.obs[window[:, 1:], env_col]
+    final = replay.final_obs[jnp.maximum(slot, 0)]
+    shaped = kept.reshape(kept.shape + (1,) * (following.ndim - kept.ndim))
+    # A truncation whose final observation was overwritten cannot bootstrap: cut there.
     return NStepBatch(
         obs=replay.obs[window[:, 0], env],
         actions=replay.actions[window[:, 0], env],
-        rewards=replay.rewards[window, env_col],
-        terminated=replay.terminated[window, env_col].astype(jnp.float32),
-        truncated=replay.truncated[window, env_col].astype(jnp.float32),
-        next_obs=replay.next_obs[window, env_col],
+        rewards=replay.rewards[steps, env_col],
+        terminated=(terminated | (truncated & ~kept)).astype(jnp.float32),
+        truncated=kept.astype(jnp.float32),
+        next_obs=jnp.where(shaped, final, following),
     )
 
 
@@ -355,10 +417,11 @@ class JitProgram:
             )
         if not self.on_policy:
             rows = replay_rows(config.replay_capacity, num_envs)
-            if rows < config.n_step:
+            if rows <= config.n_step:
                 raise ValueError(
                     f"`replay_capacity` ({config.replay_capacity}) holds {rows} rows of "
-                    f"{num_envs} envs, fewer than `n_step` ({config.n_step}); raise it."
+                    f"{num_envs} envs; an {config.n_step}-step window needs "
+                    f"{config.n_step + 1}: raise it."
                 )
         self.torso = torso or networks.torso_for_observation(self.env.observation_shape)
         # XLA's CPU backend runs the Nature CNN's gradient convolutions about 8x slower
@@ -528,8 +591,9 @@ class JitProgram:
             step.truncated,
             step.final_obs,
         )
-        # After this add the buffer holds index + 1 rows: a window needs n of them.
-        ready = (after >= c.learning_starts) & (index + 1 >= c.n_step)
+        # After this add the buffer holds index + 1 rows: a window needs n + 1 of them
+        # (its last next state is the row after it).
+        ready = (after >= c.learning_starts) & (index >= c.n_step)
         due = jnp.where(ready, after // c.train_every - before // c.train_every, 0)
 
         def update(k, carry):

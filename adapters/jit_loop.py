@@ -81,7 +81,9 @@ from softeq.adapters.video import VIDEO_DIRNAME, write_observation_video
 CHECKPOINT_DIRNAME = "checkpoints"
 SUMMARY_FILENAME = "summary.json"
 LANES_FILENAME = "lanes.json"  # a sweep program's lanes: seed, member folder, swept values
-JIT_CHECKPOINT_FORMAT = 1
+#: 2: a replay learner's device replay stores each observation once (format 1 kept a
+#: second array of next observations); actor-critic states are the same in both.
+JIT_CHECKPOINT_FORMAT = 2
 SEED_AXIS = mesh_lib.SEED_AXIS
 
 
@@ -1036,7 +1038,28 @@ def member_result(result: JitTrainResult, lanes: Sequence[int], run_dir: Path) -
     )
 
 
+def _check_format(payload: dict, path: Path) -> None:
+    """Refuse, by name, a checkpoint whose state layout this softeq does not read."""
+    from softeq.adapters.agents import get_algorithm
+
+    saved = int(payload.get("format", 1))
+    if saved > JIT_CHECKPOINT_FORMAT:
+        raise ckpt_lib.CheckpointError(
+            f"{path} is a jitted checkpoint of format {saved}, newer than this softeq reads "
+            f"({JIT_CHECKPOINT_FORMAT}); upgrade softeq"
+        )
+    algo = payload.get("algo")
+    if saved < 2 and algo is not None and not get_algorithm(algo).on_policy:
+        raise ckpt_lib.CheckpointError(
+            f"{path} was written by an older softeq whose {algo} replay stored every "
+            f"observation twice (jitted checkpoint format {saved}); this one reads format "
+            f"{JIT_CHECKPOINT_FORMAT}: train the run again, or continue it with the softeq "
+            "that wrote it"
+        )
+
+
 def _check_payload(payload: dict, path: Path, run: RunConfig, seeds, num_envs: int) -> None:
+    _check_format(payload, path)
     if payload.get("algo") != run.algo or payload.get("env_id") != run.env_id:
         raise ckpt_lib.CheckpointError(
             f"{path} belongs to algo={payload.get('algo')!r} env={payload.get('env_id')!r}, "
@@ -1101,6 +1124,7 @@ def evaluate_checkpoint(
     payload, ckpt_path = ckpt_lib.resolve_checkpoint(path)
     if payload.get("driver") != "jit":
         raise ckpt_lib.CheckpointError(f"{ckpt_path} was not written by the jitted driver")
+    _check_format(payload, ckpt_path)
     run, algo_config = config_dicts_to_objects(payload["config"])
     overrides = {
         "eval_policy": policy,

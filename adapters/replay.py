@@ -97,6 +97,11 @@ def _check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def side_ring_slots(rows: int, num_envs: int) -> int:
+    """Slots of the side ring of final observations for `rows` rows of `num_envs` envs."""
+    return max(2 * num_envs, rows * num_envs // TRANSITIONS_PER_TRUNCATION_SLOT)
+
+
 def replay_init(
     *, capacity: int, num_envs: int, observation_shape, observation_dtype
 ) -> ReplayBuffer:
@@ -104,7 +109,7 @@ def replay_init(
     capacity = _check_int("capacity", capacity, 2)
     num_envs = _check_int("num_envs", num_envs, 1)
     rows = max(2, -(-capacity // num_envs))
-    slots = max(2 * num_envs, rows * num_envs // TRANSITIONS_PER_TRUNCATION_SLOT)
+    slots = side_ring_slots(rows, num_envs)
     zero = np.zeros((), np.int64)
     return ReplayBuffer(
         obs=np.zeros((rows, num_envs, *observation_shape), observation_dtype),

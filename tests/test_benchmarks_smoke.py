@@ -93,3 +93,27 @@ def test_unknown_section_is_rejected_with_the_allowed_names(tmp_path):
 def test_markdown_tables_parser_reads_cells():
     text = "intro\n\n| a | b |\n|---|---|\n| 1 | x y |\n| 2 | z |\n\nafter\n"
     assert markdown_tables(text) == [[{"a": "1", "b": "x y"}, {"a": "2", "b": "z"}]]
+
+
+def test_replay_memory_table_shows_one_observation_array(tmp_path):
+    """Sizes from shapes, not timings: the device replay stores each observation once, so
+    with frames (MinAtar, Atari) it needs about half the old two-array layout."""
+    output = tmp_path / "replay.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.replay_memory", "--output", str(output)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (table,) = markdown_tables(output.read_text())
+    assert [row["env"] for row in table] == [
+        "CartPole-v1",
+        "Breakout-MinAtar",
+        "ALE/Pong-v5",
+        "ALE/Pong-v5",
+    ]
+    for row in table[1:]:
+        assert 0.49 <= float(row["ratio"]) <= 0.52, row
