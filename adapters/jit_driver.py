@@ -111,6 +111,10 @@ class DeviceReplay(NamedTuple):
     count: `[]` int32 rows written so far (the next goes to `count % rows`).
     """
 
+    #: The fields laid out `[rows, N, ...]`, whose axis 1 holds the envs (the side ring
+    #: is indexed by slot: `softeq.adapters.mesh.env_axes` must not split it over envs).
+    ROW_FIELDS = ("obs", "actions", "rewards", "terminated", "truncated", "final_slot")
+
     obs: jax.Array
     actions: jax.Array
     rewards: jax.Array

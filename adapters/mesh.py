@@ -121,7 +121,8 @@ def env_axes(state: Any, num_envs: int) -> Any:
     """Per leaf of a per-seed state, the axis that holds its N envs, or None.
 
     The env axis is 0 for the `env` and `obs` fields of the jitted driver's
-    states and 1 for the `replay` buffer's `[rows, N, ...]` arrays; a leaf whose
+    states and 1 for the `replay` buffer's `[rows, N, ...]` arrays (the fields its
+    `ROW_FIELDS` names; its side ring of final observations has none); a leaf whose
     size there is not `num_envs` (a counter, an emulator handle) has none.
 
     Args:
@@ -139,15 +140,23 @@ def env_axes(state: Any, num_envs: int) -> Any:
             return None
         return axis
 
+    def axes_of(field: str, value: Any) -> Any:
+        # A record that names its per-env fields (the replay's `ROW_FIELDS`) gets env
+        # axes there only: its other arrays may match N in size by coincidence.
+        rows = getattr(type(value), "ROW_FIELDS", None)
+        if rows is None:
+            return jax.tree.map(lambda leaf: axis_for(field, leaf), value)
+        return type(value)(
+            *(
+                axis_for(field, leaf) if name in rows else None
+                for name, leaf in zip(value._fields, value, strict=True)
+            )
+        )
+
     fields = getattr(state, "_fields", None)
     if fields is None:
         return jax.tree.map(lambda _: None, state)
-    return type(state)(
-        *(
-            jax.tree.map(lambda leaf, f=field: axis_for(f, leaf), getattr(state, field))
-            for field in fields
-        )
-    )
+    return type(state)(*(axes_of(field, getattr(state, field)) for field in fields))
 
 
 def seed_batched_spec(env_axis: int | None) -> PartitionSpec:

@@ -53,18 +53,23 @@ def test_a_multi_process_mesh_that_leaves_devices_idle_is_refused(monkeypatch):
 
 
 @pytest.mark.parametrize(("algo", "replay"), [("a2c", False), ("dqn", True)])
-def test_env_axes_mark_envs_observations_and_replay_columns(algo, replay):
+@pytest.mark.parametrize("num_envs", [8, 4])
+def test_env_axes_mark_envs_observations_and_replay_columns(algo, replay, num_envs):
     config = default_config(algo, "CartPole-v1")
-    program = JitProgram(algo, config, env_id="CartPole-v1", num_envs=8)
+    program = JitProgram(algo, config, env_id="CartPole-v1", num_envs=num_envs)
     state = jax.eval_shape(program.init, 0)
-    axes = mesh.env_axes(state, 8)
+    axes = mesh.env_axes(state, num_envs)
     assert set(jax.tree.leaves(axes.env)) == {0}
     assert jax.tree.leaves(axes.obs) == [0]
     assert all(a is None for a in jax.tree.leaves(axes.learner, is_leaf=lambda x: x is None))
     assert axes.key is None and axes.env_steps is None
     if replay:
         assert axes.replay.obs == 1 and axes.replay.actions == 1
+        assert axes.replay.final_slot == 1
         assert axes.replay.count is None  # a scalar has no env axis
+        # The side ring is indexed by slot, not env, even when an observation has as
+        # many entries as there are envs (CartPole's 4 with 4 envs).
+        assert axes.replay.final_obs is None and axes.replay.final_owner is None
 
 
 def test_shard_env_axis_does_nothing_outside_a_layout():
