@@ -154,6 +154,14 @@ def requirement_problems(built) -> list[str]:
     return problems
 
 
+def _run_clean(built, argv: list[str]) -> subprocess.CompletedProcess:
+    """`argv` outside the repository, without PYTHONPATH / PYTHONHOME leaking in."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return subprocess.run(
+        argv, cwd=built["root"], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
 def import_problems(built) -> list[str]:
     probe = (
         "import json, sys\n"
@@ -164,16 +172,7 @@ def import_problems(built) -> list[str]:
         "                   softeq.adapters)], 'value': float(v),\n"
         "                  'editable': '__editable___softeq_0_1_0_finder' in sys.modules}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    result = subprocess.run(
-        [str(built["python"]), "-c", probe],
-        cwd=built["root"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = _run_clean(built, [str(built["python"]), "-c", probe])
     if result.returncode != 0:
         return [f"importing the installed wheel failed:\n{result.stderr[-3000:]}"]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -204,17 +203,8 @@ def console_script_problems(built) -> list[str]:
     if not script.is_file():
         problems.append("pip did not install the `softeq` script")
         return problems
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     for args, expected in ((["--help"], "reproduce"), (["train", "--help"], "--total-steps")):
-        ran = subprocess.run(
-            [str(script), *args],
-            cwd=built["root"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        ran = _run_clean(built, [str(script), *args])
         if ran.returncode != 0 or expected not in ran.stdout:
             problems.append(
                 f"`softeq {' '.join(args)}` from the wheel: exit {ran.returncode}, "

@@ -652,22 +652,27 @@ def test_four_seeds_on_four_devices_equal_the_same_seeds_on_one(shift_seeds):
     assert proc.stdout.startswith("close")
 
 
-def test_a_resumed_run_reports_the_wall_time_of_all_its_sittings(tmp_path):
-    """`summary.json`'s `wall_s` adds the earlier sittings (as the checkpoint resumed
-    from records them) to the last one; a checkpoint from before that record gives
-    its loggers' clock instead."""
-    run = RunConfig(
+def _small_run(tmp_path, algo: str, total_steps: int) -> RunConfig:
+    """One seed, 4 envs, a checkpoint every 1024 env steps, no evaluation."""
+    return RunConfig(
         env_id=ENV,
-        algo="a2c",
+        algo=algo,
         seeds=(0,),
         num_envs=4,
-        total_steps=3072,
+        total_steps=total_steps,
         checkpoint_every=1024,
         eval_every=0,
         eval_episodes=0,
         progress=False,
         run_dir=str(tmp_path / "run"),
     )
+
+
+def test_a_resumed_run_reports_the_wall_time_of_all_its_sittings(tmp_path):
+    """`summary.json`'s `wall_s` adds the earlier sittings (as the checkpoint resumed
+    from records them) to the last one; a checkpoint from before that record gives
+    its loggers' clock instead."""
+    run = _small_run(tmp_path, "a2c", 3072)
     config = _config("a2c", run.total_steps)
     quiet = {"out": lambda _line: None}
     first = jit_loop.train(run, config, stop_after_steps=1024, **quiet)
@@ -695,18 +700,7 @@ def test_a_resumed_run_reports_the_wall_time_of_all_its_sittings(tmp_path):
 def test_a_replay_checkpoint_of_another_layout_is_refused_by_name(tmp_path):
     """Format 1 kept a second array of next observations in the replay: an older softeq's
     dqn checkpoint cannot be continued, and says so (as does one from a newer softeq)."""
-    run = RunConfig(
-        env_id=ENV,
-        algo="dqn",
-        seeds=(0,),
-        num_envs=4,
-        total_steps=2048,
-        checkpoint_every=1024,
-        eval_every=0,
-        eval_episodes=0,
-        progress=False,
-        run_dir=str(tmp_path / "run"),
-    )
+    run = _small_run(tmp_path, "dqn", 2048)
     config = _config("dqn", run.total_steps)
     quiet = {"out": lambda _line: None}
     assert not jit_loop.train(run, config, stop_after_steps=1024, **quiet).finished
