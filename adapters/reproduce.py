@@ -554,6 +554,8 @@ def _run_program(plan: Plan, program: Program, *, out: Callable[[str], None]) ->
         )
     seconds = time.perf_counter() - start
     shared = f", shared by {len(program.variants)} variants" if program.shared else ""
+    # A program resumed at its last checkpoint only evaluates: it trained no step here.
+    pace = "no steps left" if math.isnan(result.sps) else f"{result.sps:,.0f} steps/s per lane"
     for i, variant in enumerate(program.variants):
         lanes = range(i * len(seeds), (i + 1) * len(seeds))  # members' seeds, in order
         diverged = [result.seeds[j] for j in lanes if result.diverged_at[j] is not None]
@@ -561,7 +563,7 @@ def _run_program(plan: Plan, program: Program, *, out: Callable[[str], None]) ->
         out(
             f"  {game} {variant.label} seeds {list(seeds)}: recent return "
             + ", ".join(f"{result.recent_returns[j]:.1f}" for j in lanes)
-            + f" ({seconds:.0f} s, {result.sps:,.0f} steps/s per lane{shared}{note})"
+            + f" ({seconds:.0f} s, {pace}{shared}{note})"
         )
 
 
