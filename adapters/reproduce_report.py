@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -473,12 +474,20 @@ def progress_lines(plan: Plan) -> list[str]:
         f"{total_runs} runs, {finished} finished, {len(todo)} program(s) left -> {plan.root}"
     ]
     left = 0
+    now = time.time()
     for program in todo:
         budget = plan.budget(program.variants[0])
-        saved = ckpt_lib.list_checkpoints(checkpoint_dir(program.folder(plan)))
+        folder = program.folder(plan)
+        saved = ckpt_lib.list_checkpoints(checkpoint_dir(folder))
         at = min(max((step for step, _ in saved), default=0), budget)
         left += (budget - at) * len(program.variants) * len(program.seeds)
         where = f"{at:,} of {budget:,} env steps" if at else "not started"
+        # How long ago the program last wrote its log or a checkpoint: a program that is
+        # running but has not written for much longer than a chunk takes has stalled.
+        written = [p.stat().st_mtime for p in (folder / "train.log", *(p for _, p in saved))
+                   if p.exists()]  # fmt: skip
+        if written:
+            where += f", last written {_age(now - max(written))} ago"
         names = " + ".join(v.label for v in program.variants)
         lines.append(f"  {program.game} {names} seeds {list(program.seeds)}: {where}")
     wall, steps, _ = compute_spent(collect_runs(plan))
@@ -493,6 +502,11 @@ def progress_lines(plan: Plan) -> list[str]:
     else:
         lines.append(f"left: {left:,} env steps (no finished run yet to measure the pace)")
     return lines
+
+
+def _age(seconds: float) -> str:
+    minutes = max(0, round(seconds / 60))
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
 def _metrics_clock(seed_dir: Path) -> float:

@@ -133,7 +133,8 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
     assert lines[0].startswith("experiment-3 (§6.3) on the classic suite: 12 runs, 6 finished, "
                                "1 program(s) left")  # fmt: skip
     assert re.fullmatch(
-        r"  CartPole-v1 soft-q \+ soft-q-c1/tau seeds \[0, 1, 2\]: [\d,]+ of 3,\d{3} env steps",
+        r"  CartPole-v1 soft-q \+ soft-q-c1/tau seeds \[0, 1, 2\]: [\d,]+ of 3,\d{3} env steps"
+        r", last written \d+ min ago",
         lines[1],
     ), lines[1]
     assert re.match(r"left: [\d,]+ env steps; at the pace of the finished runs", lines[2])
