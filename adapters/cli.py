@@ -21,8 +21,9 @@ visits than the program spends training in between).
 Bad arguments end the program with exit status 2 and one line on stderr that
 names the flag, the value and what is allowed. Other exit statuses: 1 a
 runtime error (one line, no traceback; set SOFTEQ_DEBUG=1 for the traceback),
-3 the learner diverged (non-finite loss), 130 interrupted (a checkpoint was
-saved; continue with `--resume`).
+3 the learner diverged (non-finite loss), 75 a jitted program stalled (no
+progress for `SOFTEQ_STALL_MINUTES`, see `softeq.adapters.stall`; continue with
+`--resume`), 130 interrupted (a checkpoint was saved; continue with `--resume`).
 """
 
 from __future__ import annotations

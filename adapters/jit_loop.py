@@ -76,6 +76,7 @@ from softeq.adapters.run_config import (
     resolve_seeds,
     save_run_configs,
 )
+from softeq.adapters.stall import StallWatch
 from softeq.adapters.video import VIDEO_DIRNAME, write_observation_video
 
 CHECKPOINT_DIRNAME = "checkpoints"
@@ -924,13 +925,15 @@ def train(
     next_ckpt = (env_steps() // run.checkpoint_every + 1) * run.checkpoint_every
     eval_every = run.eval_every if run.eval_every > 0 else None
     next_eval = (env_steps() // eval_every + 1) * eval_every if eval_every else None
+    watch = StallWatch(out)
     try:
         with _StopFlag() as stop:
             while iterations < total_iterations:
                 rows = min(chunk, total_iterations - iterations)
                 start = time.perf_counter()
-                state, logs = seeded.train_chunk(state, rows, iterations)
-                logs = jax.device_get(logs)
+                with watch.chunk():
+                    state, logs = seeded.train_chunk(state, rows, iterations)
+                    logs = jax.device_get(logs)
                 train_s += time.perf_counter() - start
                 trained_steps += rows * per_iteration
                 iterations += rows

@@ -52,6 +52,8 @@ from softeq.adapters import reproduce_claims as claims
 from softeq.adapters.run_config import ConfigError
 
 PLAN_FILENAME = "plan.json"
+#: How many times `run_plan` continues after a program stalled before it gives up.
+MAX_STALL_RETRIES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -567,7 +569,13 @@ def _run_program(plan: Plan, program: Program, *, out: Callable[[str], None]) ->
         )
 
 
-def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print) -> dict[str, int]:
+def run_plan(
+    plan: Plan,
+    *,
+    workers: int = 1,
+    out: Callable[[str], None] = print,
+    stalls_left: int = MAX_STALL_RETRIES,
+) -> dict[str, int]:
     """Trains what is missing of `plan`; returns counts of runs reused, resumed and new.
 
     `workers` > 1 runs that many programs side by side, each in a process of its
@@ -575,7 +583,9 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
     on a 2-core CPU two DQN programs at once gave about 7% more throughput
     (`benchmarks/RESULTS-seed-batching.md`). Stopping one (a signal, a crash)
     stops all with a checkpoint, and a worker whose parent dies stops with one
-    too (`softeq.adapters.workers.run_in_processes`).
+    too (`softeq.adapters.workers.run_in_processes`). A program that stalls
+    (`softeq.adapters.stall`) is continued from its checkpoint, up to
+    `stalls_left` times.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("--workers", workers, "allowed: an integer >= 1")
@@ -595,7 +605,7 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
         for program in todo:
             _run_program(plan, program, out=out)
         return counts
-    from softeq.adapters.workers import run_in_processes
+    from softeq.adapters.workers import WorkerStalled, run_in_processes
 
     arguments = _plan_arguments(plan)
     tasks = [
@@ -612,7 +622,16 @@ def run_plan(plan: Plan, *, workers: int = 1, out: Callable[[str], None] = print
 
     # Ctrl-C, a failed program or a signal: the programs still running save a
     # checkpoint and stop, and no other program starts.
-    run_in_processes(tasks, workers=workers, on_result=show)
+    try:
+        run_in_processes(tasks, workers=workers, on_result=show)
+    except WorkerStalled as exc:
+        # The stalled program and the one beside it stopped at their newest checkpoints;
+        # planning again from what is on disk continues both.
+        if stalls_left < 1:
+            raise
+        out(f"a program stalled ({exc}); continuing from the checkpoints")
+        again = run_plan(plan, workers=workers, out=out, stalls_left=stalls_left - 1)
+        counts["resumed"] += again["resumed"]
     return counts
 
 

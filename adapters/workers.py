@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from softeq.adapters.stall import STALLED_EXIT_STATUS
+
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -114,7 +116,8 @@ def run_in_processes(
                     status, payload = reader.recv()
                 except EOFError:  # closed without an answer: the process died
                     process.join()
-                    raise RuntimeError(
+                    stalled = process.exitcode == STALLED_EXIT_STATUS
+                    raise (WorkerStalled if stalled else RuntimeError)(
                         f"worker process {process.pid} ended without a result "
                         f"(exit code {process.exitcode})"
                     ) from None
@@ -127,6 +130,10 @@ def run_in_processes(
     except BaseException:
         _stop(list(running.values()))
         raise
+
+
+class WorkerStalled(RuntimeError):
+    """A worker ended itself because its program stalled (`softeq.adapters.stall`)."""
 
 
 def _stop(processes: list[Any]) -> None:

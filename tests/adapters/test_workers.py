@@ -124,6 +124,15 @@ def test_a_task_whose_process_dies_is_reported():
         workers.run_in_processes([(os._exit, (3,))], workers=1, on_result=lambda _: None)
 
 
+def test_a_task_that_ended_itself_as_stalled_is_told_apart():
+    from softeq.adapters.stall import STALLED_EXIT_STATUS
+
+    with pytest.raises(workers.WorkerStalled, match=r"exit code 75\)"):
+        workers.run_in_processes(
+            [(os._exit, (STALLED_EXIT_STATUS,))], workers=1, on_result=lambda _: None
+        )
+
+
 def test_workers_must_be_positive():
     with pytest.raises(ValueError, match="`workers` must be >= 1, got 0"):
         workers.run_in_processes([], workers=0, on_result=lambda _: None)

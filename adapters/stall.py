@@ -1,0 +1,97 @@
+"""Ending a jitted run whose program has stopped making progress.
+
+XLA's CPU runtime was seen to stall (once in about thirty long programs of
+`softeq reproduce`): the host waited for a chunk's results while every
+runtime thread slept, and the program never finished. The host cannot
+interrupt such a wait, so `StallWatch` ends the whole process from a timer
+thread, with exit status `STALLED_EXIT_STATUS`, when one chunk takes far longer
+than the slowest so far. Checkpoints are atomic, so a rerun (`--resume`, or
+`softeq reproduce`, which reruns a stalled program itself) continues from the
+newest one.
+
+Limits: a chunk may take `factor` times the slowest chunk so far, and never
+less than `floor_s`; the first chunk, which compiles the program, gets twice the
+floor. `SOFTEQ_STALL_MINUTES` sets the floor (default 30 minutes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+#: The exit status of a process ended by `StallWatch` (sysexits' EX_TEMPFAIL: try again).
+STALLED_EXIT_STATUS = 75
+STALL_MINUTES_ENV = "SOFTEQ_STALL_MINUTES"
+DEFAULT_STALL_MINUTES = 30.0
+
+
+def stall_floor_s() -> float:
+    """The floor in seconds, from `SOFTEQ_STALL_MINUTES` (a positive number) or the default."""
+    text = os.environ.get(STALL_MINUTES_ENV, "")
+    if not text:
+        return 60.0 * DEFAULT_STALL_MINUTES
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = float("nan")
+    if not minutes > 0:
+        raise ValueError(
+            f"`{STALL_MINUTES_ENV}` must be a positive number of minutes, got {text!r}."
+        )
+    return 60.0 * minutes
+
+
+class StallWatch:
+    """Times each chunk (`with watch.chunk(): ...`) and ends the process if one stalls.
+
+    Args:
+      out: where the one line explaining the exit goes (flushed before exiting).
+      floor_s: the least time a chunk is allowed (the first chunk: twice this).
+      factor: a chunk may take this many times the slowest chunk so far.
+      exit: how to end the process (`os._exit`; tests pass their own).
+    """
+
+    def __init__(
+        self,
+        out: Callable[[str], None],
+        *,
+        floor_s: float | None = None,
+        factor: float = 10.0,
+        exit: Callable[[int], None] = os._exit,
+    ):
+        self.out = out
+        self.floor_s = stall_floor_s() if floor_s is None else floor_s
+        self.factor = factor
+        self.exit = exit
+        self.slowest_s: float | None = None
+
+    def limit_s(self) -> float:
+        if self.slowest_s is None:
+            return 2.0 * self.floor_s
+        return max(self.floor_s, self.factor * self.slowest_s)
+
+    @contextlib.contextmanager
+    def chunk(self) -> Iterator[None]:
+        limit = self.limit_s()
+        timer = threading.Timer(limit, self._stalled, args=(limit,))
+        timer.daemon = True
+        timer.start()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            took = time.perf_counter() - start
+            self.slowest_s = took if self.slowest_s is None else max(self.slowest_s, took)
+
+    def _stalled(self, limit: float) -> None:
+        self.out(
+            f"stalled: one chunk of the program made no progress for {limit / 60:.1f} min "
+            f"(the slowest before took {(self.slowest_s or 0) / 60:.1f} min); ending with "
+            f"status {STALLED_EXIT_STATUS} so that a rerun continues from the newest "
+            f"checkpoint ({STALL_MINUTES_ENV} sets the limit)"
+        )
+        self.exit(STALLED_EXIT_STATUS)

@@ -1,0 +1,81 @@
+"""Ending a run whose program stalls: the watch's limits, and the whole path as a user meets it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from softeq.adapters import stall
+
+
+def _watch(floor_s: float):
+    lines: list[str] = []
+    exits: list[int] = []
+    return stall.StallWatch(lines.append, floor_s=floor_s, exit=exits.append), lines, exits
+
+
+def test_a_chunk_within_its_limit_passes_and_sets_the_next_limit():
+    watch, lines, exits = _watch(floor_s=5.0)
+    assert watch.limit_s() == 10.0  # the first chunk compiles: twice the floor
+    with watch.chunk():
+        time.sleep(0.05)
+    assert lines == [] and exits == []
+    assert 0.05 <= watch.slowest_s < 5.0
+    assert watch.limit_s() == 5.0  # ten times the slowest is less than the floor
+    watch.slowest_s = 2.0
+    assert watch.limit_s() == 20.0
+
+
+def test_a_chunk_past_its_limit_ends_the_process_with_the_stalled_status():
+    watch, lines, exits = _watch(floor_s=0.05)
+    with watch.chunk():
+        time.sleep(0.5)  # past the first chunk's 0.1 s
+    assert exits == [stall.STALLED_EXIT_STATUS] == [75]
+    assert lines[0].startswith("stalled: one chunk of the program made no progress")
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "soon"])
+def test_a_bad_limit_is_named(monkeypatch, text):
+    monkeypatch.setenv(stall.STALL_MINUTES_ENV, text)
+    with pytest.raises(ValueError, match=rf"`SOFTEQ_STALL_MINUTES` must be .*{text!r}"):
+        stall.stall_floor_s()
+
+
+def _softeq(*args: str, minutes: str):
+    env = {**os.environ, stall.STALL_MINUTES_ENV: minutes, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "softeq.adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def test_train_ends_with_status_75_when_a_chunk_outlasts_the_limit(tmp_path):
+    """A limit of 0.06 s for the first chunk, whose 50 000 env steps take longer."""
+    proc = _softeq(
+        "train", "--env", "CartPole-v1", "--algo", "a2c", "--total-steps", "100000",
+        "--run-dir", str(tmp_path / "run"), minutes="0.0005",
+    )  # fmt: skip
+    assert proc.returncode == stall.STALLED_EXIT_STATUS, proc.stderr[-2000:]
+    assert "stalled: one chunk of the program made no progress" in proc.stdout
+
+
+def test_reproduce_continues_a_stalled_program_then_gives_up(tmp_path):
+    """Every attempt stalls here (0.06 s for a first chunk of 50 000 env steps): the
+    reproduction plans again from its checkpoints MAX_STALL_RETRIES times, then stops
+    with the error."""
+    from softeq.adapters.reproduce import MAX_STALL_RETRIES
+
+    proc = _softeq(
+        "reproduce", "experiment-1", "--games", "CartPole-v1", "--seeds", "0",
+        "--total-steps", "100000", "--workers", "2", "--out", str(tmp_path), minutes="0.0005",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stdout.count("a program stalled") == MAX_STALL_RETRIES
+    assert "exit code 75" in proc.stderr
