@@ -33,7 +33,7 @@ def test_a_chunk_within_its_limit_passes_and_sets_the_next_limit():
 def test_a_chunk_past_its_limit_ends_the_process_with_the_stalled_status():
     watch, lines, exits = _watch(floor_s=0.05)
     with watch.chunk():
-        time.sleep(0.5)  # past the first chunk's 0.1 s
+        time.sleep(1.0)  # ten times the first chunk's 0.1 s: the timer has fired by then
     assert exits == [stall.STALLED_EXIT_STATUS] == [75]
     assert lines[0].startswith("stalled: one chunk of the program made no progress")
 
