@@ -574,7 +574,7 @@ def run_plan(
     *,
     workers: int = 1,
     out: Callable[[str], None] = print,
-    stalls_left: int = MAX_STALL_RETRIES,
+    stall_retries: int = MAX_STALL_RETRIES,
 ) -> dict[str, int]:
     """Trains what is missing of `plan`; returns counts of runs reused, resumed and new.
 
@@ -585,7 +585,7 @@ def run_plan(
     stops all with a checkpoint, and a worker whose parent dies stops with one
     too (`softeq.adapters.workers.run_in_processes`). A program that stalls
     (`softeq.adapters.stall`) is continued from its checkpoint, up to
-    `stalls_left` times.
+    `stall_retries` times.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("--workers", workers, "allowed: an integer >= 1")
@@ -608,30 +608,31 @@ def run_plan(
     from softeq.adapters.workers import WorkerStalled, run_in_processes
 
     arguments = _plan_arguments(plan)
-    tasks = [
-        (
-            _run_program_in_worker,
-            (arguments, p.game, tuple(v.label for v in p.variants), p.seeds, p.resume),
-        )
-        for p in todo
-    ]
 
     def show(lines: list[str]) -> None:
         for line in lines:
             out(line)
 
-    # Ctrl-C, a failed program or a signal: the programs still running save a
-    # checkpoint and stop, and no other program starts.
-    try:
-        run_in_processes(tasks, workers=workers, on_result=show)
-    except WorkerStalled as exc:
-        # The stalled program and the one beside it stopped at their newest checkpoints;
-        # planning again from what is on disk continues both.
-        if stalls_left < 1:
-            raise
-        out(f"a program stalled ({exc}); continuing from the checkpoints")
-        again = run_plan(plan, workers=workers, out=out, stalls_left=stalls_left - 1)
-        counts["resumed"] += again["resumed"]
+    for retry in range(stall_retries + 1):
+        tasks = [
+            (
+                _run_program_in_worker,
+                (arguments, p.game, tuple(v.label for v in p.variants), p.seeds, p.resume),
+            )
+            for p in todo
+        ]
+        # Ctrl-C, a failed program or a signal: the programs still running save a
+        # checkpoint and stop, and no other program starts.
+        try:
+            run_in_processes(tasks, workers=workers, on_result=show)
+            break
+        except WorkerStalled as exc:
+            if retry == stall_retries:
+                raise
+            # The stalled program and the one beside it stopped at their newest
+            # checkpoints; planning again from what is on disk continues both.
+            out(f"a program stalled ({exc}); continuing from the checkpoints")
+            todo, _ = plan_programs(plan)
     return counts
 
 

@@ -320,7 +320,7 @@ def _check_torso_fits_env(config: RunConfig) -> None:
     """The convolutional torsos are built for one frame size each; the MLP takes any."""
     if config.torso not in ("nature", "minatar") or not config.env_id:
         return
-    default = resolve_torso(config.replace(torso="auto"))
+    default = default_torso(config.env_id)
     if config.torso != default:
         frames = {"nature": "84×84 Atari frames", "minatar": "10×10 MinAtar frames"}
         raise ConfigError(
@@ -331,14 +331,17 @@ def _check_torso_fits_env(config: RunConfig) -> None:
         )
 
 
-def resolve_torso(config: RunConfig) -> str:
-    if config.torso != "auto":
-        return config.torso
+def default_torso(env_id: str) -> str:
+    """The torso `"auto"` picks for `env_id`: nature (Atari), minatar (MinAtar) or mlp."""
     from softeq.adapters.jax_envs import is_minatar
 
-    if is_minatar(config.env_id):
+    if is_minatar(env_id):
         return "minatar"
-    return "nature" if is_atari(config.env_id) else "mlp"
+    return "nature" if is_atari(env_id) else "mlp"
+
+
+def resolve_torso(config: RunConfig) -> str:
+    return default_torso(config.env_id) if config.torso == "auto" else config.torso
 
 
 def resolve_seeds(config: RunConfig) -> tuple[int, ...]:
