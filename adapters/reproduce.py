@@ -452,24 +452,31 @@ def _shared_programs_started(plan: Plan, game: str) -> list[tuple[tuple[Variant,
     return found
 
 
-def plan_programs(plan: Plan) -> tuple[list[Program], int]:
-    """The programs left to run, game by game, and how many runs are already finished."""
+def plan_programs(plan: Plan, *, max_lanes: int | None = None) -> tuple[list[Program], int]:
+    """The programs left to run, game by game, and how many runs are already finished.
+
+    `max_lanes` caps the lanes (variants × seeds) of each program that has not
+    saved a checkpoint yet; None: as many as can share one.
+    """
+    _check_max_lanes(max_lanes)
     programs: list[Program] = []
     reused = 0
     for game in plan.games:
-        left, finished = _game_programs(plan, game)
+        left, finished = _game_programs(plan, game, max_lanes)
         programs += left
         reused += finished
     return programs, reused
 
 
-def _game_programs(plan: Plan, game: str) -> tuple[list[Program], int]:
+def _game_programs(plan: Plan, game: str, max_lanes: int | None) -> tuple[list[Program], int]:
     """The programs left to run on `game` and how many of its runs are finished.
 
     Interrupted shared programs continue as they were; other unfinished batches
     continue alone (a member of a shared program keeps checkpoints of its own);
     the seeds no batch holds become new programs, variants with the same seeds
-    sharing one where `sweep.batch_key` allows.
+    sharing one where `sweep.batch_key` allows. A started program with more
+    than `max_lanes` lanes and no checkpoint has nothing to lose: its runs are
+    planned again, in programs within the cap.
     """
     from softeq.adapters import sweep
 
@@ -493,24 +500,95 @@ def _game_programs(plan: Plan, game: str) -> tuple[list[Program], int]:
         for v in variants:
             wanted[v.label] = tuple(s for s in wanted[v.label] if s not in seeds)
 
+    def over_cap_and_unsaved(program: Program) -> bool:
+        lanes = len(program.variants) * len(program.seeds)
+        return (
+            max_lanes is not None
+            and lanes > max_lanes
+            and not _has_checkpoint(program.folder(plan))
+        )
+
     for variants, seeds in _shared_programs_started(plan, game):
-        if all(unfinished[v.label] == [seeds] for v in variants):
+        if not all(unfinished[v.label] == [seeds] for v in variants):
+            continue
+        shared = Program(game, variants, seeds, resume=True)
+        saved_at = _newest_checkpoint_step(shared.folder(plan))
+        if over_cap_and_unsaved(shared):
+            for v in variants:  # planned again below, within the cap
+                unfinished[v.label] = []
+        elif all(_newest_checkpoint_step(shared.batch_dir(plan, v)) <= saved_at for v in variants):
             take(variants, seeds, resume=True)
             for v in variants:
                 unfinished[v.label] = []
+        # else its members went on alone (a cap split it): they continue alone below.
     for v in plan.experiment.variants:
         for seeds in unfinished[v.label]:
-            take((v,), seeds, resume=True)
+            # A batch overlapping one taken already (an earlier attempt cut
+            # differently) is left alone: no seed trains twice.
+            if set(seeds) <= set(wanted[v.label]) and not over_cap_and_unsaved(
+                Program(game, (v,), seeds, resume=True)
+            ):
+                take((v,), seeds, resume=True)
     groups: dict[Any, list[Variant]] = {}
     for v in plan.experiment.variants:
         if wanted[v.label]:
             key = (sweep.batch_key(plan.config(game, v)), plan.budget(v), wanted[v.label])
             groups.setdefault(key, []).append(v)
     for (_, _, seeds), variants in groups.items():
-        program = Program(game, tuple(variants), seeds, resume=False)
-        # A shared program cut short before its members' folders were written.
-        take(program.variants, seeds, resume=program.shared and program.folder(plan).exists())
+        for part_variants, part_seeds in split_lanes(tuple(variants), seeds, max_lanes):
+            program = Program(game, part_variants, part_seeds, resume=False)
+            # A folder of an earlier attempt (a shared program cut short before its
+            # members' folders were written, or one planned again under a cap): a
+            # resume without a checkpoint starts from scratch there.
+            take(part_variants, part_seeds, resume=program.folder(plan).exists())
     return programs, reused
+
+
+def split_lanes(
+    variants: tuple[Variant, ...], seeds: tuple[int, ...], max_lanes: int | None
+) -> list[tuple[tuple[Variant, ...], tuple[int, ...]]]:
+    """`variants` × `seeds` as programs of at most `max_lanes` lanes, as few as can be.
+
+    Whole variants stay together with all their seeds where those fit (their runs
+    keep the batch folder they would have in one program); otherwise each variant
+    runs alone, its seeds cut into near-equal consecutive parts.
+    """
+    if max_lanes is None or len(variants) * len(seeds) <= max_lanes:
+        return [(variants, seeds)]
+    if len(seeds) <= max_lanes:
+        return [(part, seeds) for part in _near_equal_parts(variants, max_lanes // len(seeds))]
+    return [((v,), part) for v in variants for part in _near_equal_parts(seeds, max_lanes)]
+
+
+def _near_equal_parts(items: tuple, at_most: int) -> list[tuple]:
+    """`items` cut into the fewest consecutive parts of at most `at_most`, sizes within one."""
+    count = -(-len(items) // at_most)
+    size, extra = divmod(len(items), count)
+    parts, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        parts.append(items[start:end])
+        start = end
+    return parts
+
+
+def _newest_checkpoint_step(folder: Path) -> int:
+    """The env step of the newest checkpoint in a program's or batch's folder (0: none)."""
+    from softeq.adapters import checkpoint as ckpt_lib
+    from softeq.adapters.jit_loop import checkpoint_dir
+
+    return max((step for step, _ in ckpt_lib.list_checkpoints(checkpoint_dir(folder))), default=0)
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return _newest_checkpoint_step(folder) > 0
+
+
+def _check_max_lanes(max_lanes: int | None) -> None:
+    if max_lanes is not None and (
+        isinstance(max_lanes, bool) or not isinstance(max_lanes, int) or max_lanes < 1
+    ):
+        raise ConfigError("--max-lanes", max_lanes, "allowed: an integer >= 1")
 
 
 def _run_program(plan: Plan, program: Program, *, out: Callable[[str], None]) -> None:
@@ -575,6 +653,7 @@ def run_plan(
     workers: int = 1,
     out: Callable[[str], None] = print,
     stall_retries: int = MAX_STALL_RETRIES,
+    max_lanes: int | None = None,
 ) -> dict[str, int]:
     """Trains what is missing of `plan`; returns counts of runs reused, resumed and new.
 
@@ -585,12 +664,15 @@ def run_plan(
     stops all with a checkpoint, and a worker whose parent dies stops with one
     too (`softeq.adapters.workers.run_in_processes`). A program that stalls
     (`softeq.adapters.stall`) is continued from its checkpoint, up to
-    `stall_retries` times.
+    `stall_retries` times. `max_lanes` caps the lanes of programs not yet saved
+    (`plan_programs`): XLA's CPU runtime was seen to stall for good on one
+    program of nine lanes that ran through as programs of three.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("--workers", workers, "allowed: an integer >= 1")
+    _check_max_lanes(max_lanes)
     _check_plan_file(plan)
-    todo, reused = plan_programs(plan)
+    todo, reused = plan_programs(plan, max_lanes=max_lanes)
     counts = {"reused": reused, "resumed": 0, "new": 0}
     for program in todo:
         counts["resumed" if program.resume else "new"] += len(program.seeds) * len(program.variants)
@@ -631,8 +713,11 @@ def run_plan(
                 raise
             # The stalled program and the one beside it stopped at their newest
             # checkpoints; planning again from what is on disk continues both.
-            out(f"a program stalled ({exc}); continuing from the checkpoints")
-            todo, _ = plan_programs(plan)
+            out(
+                f"a program stalled ({exc}); continuing from the checkpoints (if it stalls "
+                "again before its first one, --max-lanes runs it as smaller programs)"
+            )
+            todo, _ = plan_programs(plan, max_lanes=max_lanes)
     return counts
 
 

@@ -455,19 +455,20 @@ def compute_spent(records: Sequence[RunRecord]) -> tuple[float, int, int]:
     return sum(walls.values()), sum(r.env_steps for r in records), len(walls)
 
 
-def progress_lines(plan: Plan) -> list[str]:
+def progress_lines(plan: Plan, *, max_lanes: int | None = None) -> list[str]:
     """Where a reproduction stands, without running anything (`softeq reproduce --status`).
 
     One line for the whole (runs finished, programs left), one per program left
     (the env step of its newest checkpoint, or "not started"), and the env steps
     left with, at the pace of the finished runs (program time per env step, all
-    lanes counted), an estimate of the program time they need.
+    lanes counted), an estimate of the program time they need. `max_lanes`: the
+    programs as `reproduce.run_plan` would cut them.
     """
     from softeq.adapters import checkpoint as ckpt_lib
     from softeq.adapters.jit_loop import checkpoint_dir
     from softeq.adapters.reproduce import plan_programs
 
-    todo, finished = plan_programs(plan)
+    todo, finished = plan_programs(plan, max_lanes=max_lanes)
     total_runs = len(plan.experiment.variants) * len(plan.games) * len(plan.seeds)
     lines = [
         f"{plan.experiment.name} ({plan.experiment.section}) on the {plan.suite.name} suite: "

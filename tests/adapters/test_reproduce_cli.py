@@ -139,6 +139,11 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
     ), lines[1]
     assert re.match(r"left: [\d,]+ env steps; at the pace of the finished runs", lines[2])
     assert len(lines) == 3
+    # A cap does not cut a program that has saved a checkpoint: it continues whole.
+    capped = _softeq(*args, "--out", str(cut), "--status", "--max-lanes", "1")
+    assert capped.returncode == 0, capped.stderr[-3000:]
+    assert capped.stdout.splitlines()[0] == lines[0]
+    assert capped.stdout.splitlines()[1].startswith("  CartPole-v1 soft-q + soft-q-c1/tau")
     assert not (runs / "soft-q" / "seeds-0-1-2" / "summary.json").exists()
 
     again = _softeq(*args, "--out", str(cut))
@@ -172,12 +177,29 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
         (["experiment-1", "--seeds", "1", "1"], "--seeds"),
         (["experiment-1", "--total-steps", "0"], "--total-steps"),
         (["experiment-1", "--workers", "0"], "--workers"),
+        (["experiment-1", "--max-lanes", "0"], "--max-lanes"),
+        (["experiment-1", "--status", "--max-lanes", "-3"], "--max-lanes"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, args, flag):
     proc = _softeq("reproduce", *args, "--out", str(tmp_path))
     assert proc.returncode == 2
     assert f"error: {flag}: got" in proc.stderr and "allowed" in proc.stderr
+
+
+def test_max_lanes_cuts_the_programs_a_status_lists(tmp_path):
+    args = ["reproduce", "experiment-2", "--games", "CartPole-v1", "--seeds", "0", "1", "2",
+            "--total-steps", "3000", "--out", str(tmp_path), "--status"]  # fmt: skip
+    whole = _softeq(*args)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert "2 program(s) left" in whole.stdout.splitlines()[0]
+    capped = _softeq(*args, "--max-lanes", "3")
+    assert capped.returncode == 0, capped.stderr[-3000:]
+    lines = capped.stdout.splitlines()
+    assert "6 program(s) left" in lines[0]
+    targets = [f"{t}-{n}" for n in (1, 5) for t in ("hard", "soft-kl", "soft-entropy")]
+    assert lines[1:7] == [f"  CartPole-v1 {t} seeds [0, 1, 2]: not started" for t in targets]
+    assert list(tmp_path.iterdir()) == []  # --status writes nothing
 
 
 def test_a_second_budget_in_the_same_folder_is_refused(tmp_path):

@@ -131,3 +131,112 @@ def test_a_shared_program_folder_names_its_variants_and_seeds(tmp_path):
     assert program.batch_dir(plan, program.variants[1]) == (
         tmp_path / "experiment-3" / "classic" / "runs" / GAME / "a2c-c1_tau" / "seeds-0-1-2"
     )
+
+
+def _checkpoint(folder: Path, step: int) -> None:
+    from softeq.adapters import checkpoint as ckpt_lib
+    from softeq.adapters.jit_loop import checkpoint_dir
+
+    checkpoint_dir(folder).mkdir(parents=True, exist_ok=True)
+    (checkpoint_dir(folder) / ckpt_lib.checkpoint_name(step)).write_bytes(b"")  # named only
+
+
+@pytest.mark.parametrize(
+    ("variants", "seeds", "max_lanes", "expected"),
+    [
+        ("abc", (0, 1, 2), None, [("abc", (0, 1, 2))]),
+        ("abc", (0, 1, 2), 9, [("abc", (0, 1, 2))]),
+        # whole variants with all their seeds while they fit
+        ("abc", (0, 1, 2), 8, [("ab", (0, 1, 2)), ("c", (0, 1, 2))]),
+        ("abc", (0, 1, 2), 6, [("ab", (0, 1, 2)), ("c", (0, 1, 2))]),
+        ("abc", (0, 1, 2), 3, [("a", (0, 1, 2)), ("b", (0, 1, 2)), ("c", (0, 1, 2))]),
+        ("abcd", (0, 1), 4, [("ab", (0, 1)), ("cd", (0, 1))]),
+        ("abcde", (0,), 2, [("ab", (0,)), ("cd", (0,)), ("e", (0,))]),
+        # then each variant alone, its seeds in near-equal consecutive parts
+        ("ab", (0, 1, 2), 2, [("a", (0, 1)), ("a", (2,)), ("b", (0, 1)), ("b", (2,))]),
+        ("a", tuple(range(10)), 4, [("a", (0, 1, 2, 3)), ("a", (4, 5, 6)), ("a", (7, 8, 9))]),
+        ("a", (0, 1, 2), 1, [("a", (0,)), ("a", (1,)), ("a", (2,))]),
+    ],
+)
+def test_split_lanes_cuts_into_the_fewest_programs_within_the_cap(
+    variants, seeds, max_lanes, expected
+):
+    parts = reproduce.split_lanes(tuple(variants), seeds, max_lanes)
+    assert [("".join(v), s) for v, s in parts] == expected
+    # every run exactly once
+    assert sorted((v, s) for vs, ss in parts for v in vs for s in ss) == sorted(
+        (v, s) for v in variants for s in seeds
+    )
+
+
+def test_a_cap_splits_new_programs(tmp_path):
+    plan = _plan(tmp_path, "experiment-2")
+    programs, _ = plan_programs(plan, max_lanes=6)
+    assert _described(programs) == [
+        (("hard-1", "soft-kl-1"), (0, 1, 2), False),
+        (("soft-entropy-1",), (0, 1, 2), False),
+        (("hard-5", "soft-kl-5"), (0, 1, 2), False),
+        (("soft-entropy-5",), (0, 1, 2), False),
+    ]
+
+
+def test_a_started_program_over_the_cap_without_a_checkpoint_is_planned_again(tmp_path):
+    """What a program that stalls before its first checkpoint needs: run smaller."""
+    plan = _plan(tmp_path, "experiment-3")
+    _shared_folder(plan, ("a2c", "a2c-c1/tau"), (0, 1, 2))
+    for label in ("a2c", "a2c-c1/tau"):
+        _batch(plan, label, (0, 1, 2), finished=False)
+    programs, _ = plan_programs(plan, max_lanes=3)
+    assert _described(programs)[:2] == [
+        (("a2c",), (0, 1, 2), True),  # the member folders exist: no checkpoint, a fresh start
+        (("a2c-c1/tau",), (0, 1, 2), True),
+    ]
+    # Under the old cut (no cap) it is one shared program again.
+    assert _described(plan_programs(plan)[0])[0] == (("a2c", "a2c-c1/tau"), (0, 1, 2), True)
+
+
+def test_a_started_program_over_the_cap_with_a_checkpoint_continues_as_it_was(tmp_path):
+    plan = _plan(tmp_path, "experiment-3")
+    _checkpoint(_shared_folder(plan, ("a2c", "a2c-c1/tau"), (0, 1, 2)), 1000)
+    for label in ("a2c", "a2c-c1/tau"):
+        _checkpoint(_batch(plan, label, (0, 1, 2), finished=False), 1000)
+    programs, _ = plan_programs(plan, max_lanes=3)
+    assert _described(programs)[0] == (("a2c", "a2c-c1/tau"), (0, 1, 2), True)
+    assert _described(programs)[1:] == [
+        (("soft-q",), (0, 1, 2), False),
+        (("soft-q-c1/tau",), (0, 1, 2), False),
+    ]
+
+
+def test_members_that_went_on_alone_continue_alone_without_the_cap(tmp_path):
+    """Split by a cap before its first checkpoint, the members saved their own: a later
+    sitting without the cap must not restart them as the empty shared program."""
+    plan = _plan(tmp_path, "experiment-3")
+    _shared_folder(plan, ("a2c", "a2c-c1/tau"), (0, 1, 2))
+    for label in ("a2c", "a2c-c1/tau"):
+        _checkpoint(_batch(plan, label, (0, 1, 2), finished=False), 2000)
+    assert _described(plan_programs(plan)[0])[:2] == [
+        (("a2c",), (0, 1, 2), True),
+        (("a2c-c1/tau",), (0, 1, 2), True),
+    ]
+
+
+def test_a_batch_overlapping_a_later_cut_is_left_alone(tmp_path):
+    """A cap cut seeds 0-1-2 into 0-1 (finished) and 2 (running): the first attempt's
+    unfinished seeds-0-1-2 folder must not train seeds 0 and 1 again."""
+    plan = _plan(tmp_path, "experiment-1")
+    _batch(plan, "proper", (0, 1, 2), finished=False)
+    _batch(plan, "proper", (0, 1), finished=True)
+    _checkpoint(_batch(plan, "proper", (2,), finished=False), 1000)
+    programs, reused = plan_programs(plan, max_lanes=2)
+    assert reused == 2
+    assert _described(programs)[0] == (("proper",), (2,), True)
+    assert [p.seeds for p in programs if p.variants[0].label == "proper"] == [(2,)]
+
+
+@pytest.mark.parametrize("max_lanes", [0, -1, 2.5, True])
+def test_a_bad_cap_is_named(tmp_path, max_lanes):
+    from softeq.adapters.run_config import ConfigError
+
+    with pytest.raises(ConfigError, match="--max-lanes"):
+        plan_programs(_plan(tmp_path, "experiment-1"), max_lanes=max_lanes)
