@@ -164,6 +164,51 @@ def test_two_processes_train_one_learner_equal_to_one_process(tmp_path):
     assert (summary["mesh"], summary["processes"]) == ({"seeds": 1, "data": 2}, 2)
 
 
+def _slurm_job_with_a_free_port() -> int:
+    """A Slurm job id whose coordinator port (JAX derives it from the id) is free here."""
+    first = 65535 - 2**12 + 1  # JAX's port for a Slurm job: first + job id % 4096
+    for job_id in range(os.getpid() % 2**12, os.getpid() % 2**12 + 2**12):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", first + job_id % 2**12))
+            except OSError:
+                continue
+        return job_id
+    raise RuntimeError("no free port in JAX's range for Slurm coordinators")
+
+
+def test_distributed_finds_the_processes_from_the_cluster(tmp_path):
+    """`softeq train --distributed` with none of the three flags, as `srun -n 2` starts it:
+    JAX reads the coordinator, process count and ids from Slurm's variables."""
+    job = {
+        "SLURM_JOB_ID": str(_slurm_job_with_a_free_port()),
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_NTASKS": "2",
+        "SLURM_STEP_NUM_NODES": "1",
+    }
+    procs = [
+        subprocess.Popen(
+            [str(SOFTEQ), *TRAIN, "--run-dir", str(tmp_path / "run"), "--distributed"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**SUBPROCESS_ENV, **job, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)},
+        )
+        for i in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, (out[-2000:], err[-2000:])
+    assert "1 seed shard(s) x 2 env shard(s), 2 processes" in outputs[0][0]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["mesh"], summary["processes"]) == ({"seeds": 1, "data": 2}, 2)
+
+
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
