@@ -536,12 +536,20 @@ def _game_programs(plan: Plan, game: str, max_lanes: int | None) -> tuple[list[P
             groups.setdefault(key, []).append(v)
     for (_, _, seeds), variants in groups.items():
         for part_variants, part_seeds in split_lanes(tuple(variants), seeds, max_lanes):
-            program = Program(game, part_variants, part_seeds, resume=False)
-            # A folder of an earlier attempt (a shared program cut short before its
-            # members' folders were written, or one planned again under a cap): a
-            # resume without a checkpoint starts from scratch there.
-            take(part_variants, part_seeds, resume=program.folder(plan).exists())
+            program = _fresh_program(plan, game, part_variants, part_seeds)
+            take(program.variants, program.seeds, resume=program.resume)
     return programs, reused
+
+
+def _fresh_program(
+    plan: Plan, game: str, variants: tuple[Variant, ...], seeds: tuple[int, ...]
+) -> Program:
+    """A program for runs no checkpoint holds. Its folder may exist from an earlier
+    attempt (a shared program cut short before its members' folders were written,
+    or one planned again smaller): resuming there without a checkpoint starts from
+    scratch in it."""
+    folder = Program(game, variants, seeds, resume=False).folder(plan)
+    return Program(game, variants, seeds, resume=folder.exists())
 
 
 def split_lanes(
@@ -713,12 +721,44 @@ def run_plan(
                 raise
             # The stalled program and the one beside it stopped at their newest
             # checkpoints; planning again from what is on disk continues both.
-            out(
-                f"a program stalled ({exc}); continuing from the checkpoints (if it stalls "
-                "again before its first one, --max-lanes runs it as smaller programs)"
-            )
+            stalled = todo[exc.task]
             todo, _ = plan_programs(plan, max_lanes=max_lanes)
+            todo, parts = _split_unsaved(plan, todo, stalled)
+            out(
+                f"{stalled.game} {' + '.join(v.label for v in stalled.variants)} seeds "
+                f"{list(stalled.seeds)} stalled ({exc}); "
+                + (
+                    f"it had saved nothing: running it as {len(parts)} smaller programs"
+                    if len(parts) > 1
+                    else "continuing from the checkpoints"
+                )
+            )
     return counts
+
+
+def _split_unsaved(
+    plan: Plan, todo: list[Program], stalled: Program
+) -> tuple[list[Program], list[Program]]:
+    """`todo` with `stalled` cut in programs of half its lanes if it saved no checkpoint.
+
+    A stall before the first checkpoint was seen to repeat with the same program
+    every time and to vanish with fewer lanes; a program stalled later continues
+    from its checkpoint as it was. Returns the new list and what `stalled` became.
+    """
+    same = [
+        i
+        for i, p in enumerate(todo)
+        if (p.game, p.variants, p.seeds) == (stalled.game, stalled.variants, stalled.seeds)
+    ]
+    lanes = len(stalled.variants) * len(stalled.seeds)
+    if not same or lanes < 2 or _has_checkpoint(stalled.folder(plan)):
+        return todo, [todo[same[0]]] if same else []
+    parts = [
+        _fresh_program(plan, stalled.game, variants, seeds)
+        for variants, seeds in split_lanes(stalled.variants, stalled.seeds, lanes // 2)
+    ]
+    i = same[0]
+    return todo[:i] + parts + todo[i + 1 :], parts
 
 
 def _plan_arguments(plan: Plan) -> dict[str, Any]:

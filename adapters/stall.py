@@ -1,13 +1,15 @@
 """Ending a jitted run whose program has stopped making progress.
 
-XLA's CPU runtime was seen to stall (once in about thirty long programs of
-`softeq reproduce`): the host waited for a chunk's results while every
-runtime thread slept, and the program never finished. The host cannot
-interrupt such a wait, so `StallWatch` ends the whole process from a timer
-thread, with exit status `STALLED_EXIT_STATUS`, when one chunk takes far longer
-than the slowest so far. Checkpoints are atomic, so a rerun (`--resume`, or
-`softeq reproduce`, which reruns a stalled program itself) continues from the
-newest one.
+XLA's CPU runtime was seen to stall: the host waited for a chunk's results
+while every runtime thread slept, and the program never finished. One program
+did so every time (DQN with 5-step targets on Freeway-MinAtar, nine lanes, in
+its first chunk; the docs' Reliability page lists the XLA settings tried), and
+the same program with fewer lanes ran through. The host cannot interrupt such
+a wait, so `StallWatch` ends the whole process from a timer thread, with exit
+status `STALLED_EXIT_STATUS`, when one chunk takes far longer than the slowest
+so far. Checkpoints are atomic, so a rerun (`--resume`, or `softeq reproduce`,
+which reruns a stalled program itself, smaller if it had saved nothing)
+continues from the newest one.
 
 Limits: a chunk may take `factor` times the slowest chunk so far, and never
 less than `floor_s`; the first chunk, which compiles the program, gets twice the
@@ -92,6 +94,7 @@ class StallWatch:
             f"stalled: one chunk of the program made no progress for {limit / 60:.1f} min "
             f"(the slowest before took {(self.slowest_s or 0) / 60:.1f} min); ending with "
             f"status {STALLED_EXIT_STATUS} so that a rerun continues from the newest "
-            f"checkpoint ({STALL_MINUTES_ENV} sets the limit)"
+            f"checkpoint ({STALL_MINUTES_ENV} sets the limit; a program that stalls again "
+            "in the same place may run with fewer seeds)"
         )
         self.exit(STALLED_EXIT_STATUS)

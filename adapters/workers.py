@@ -99,28 +99,30 @@ def run_in_processes(
     if workers < 1:
         raise ValueError(f"`workers` must be >= 1, got {workers}.")
     ctx = multiprocessing.get_context("spawn")
-    pending = deque(tasks)
-    running: dict[Any, Any] = {}  # reading end of the task's pipe -> its process
+    pending = deque(enumerate(tasks))
+    running: dict[Any, Any] = {}  # reading end of the task's pipe -> its process, task index
     try:
         while pending or running:
             while pending and len(running) < workers:
-                fn, args = pending.popleft()
+                index, (fn, args) = pending.popleft()
                 reader, writer = ctx.Pipe(duplex=False)
                 process = ctx.Process(target=_task_main, args=(fn, args, writer, os.getpid()))
                 process.start()
                 writer.close()  # the child's copy stays open until it has answered
-                running[reader] = process
+                running[reader] = process, index
             for reader in multiprocessing.connection.wait(list(running)):
-                process = running.pop(reader)
+                process, index = running.pop(reader)
                 try:
                     status, payload = reader.recv()
                 except EOFError:  # closed without an answer: the process died
                     process.join()
-                    stalled = process.exitcode == STALLED_EXIT_STATUS
-                    raise (WorkerStalled if stalled else RuntimeError)(
+                    message = (
                         f"worker process {process.pid} ended without a result "
                         f"(exit code {process.exitcode})"
-                    ) from None
+                    )
+                    if process.exitcode == STALLED_EXIT_STATUS:
+                        raise WorkerStalled(message, task=index) from None
+                    raise RuntimeError(message) from None
                 finally:
                     reader.close()
                 process.join()
@@ -128,12 +130,19 @@ def run_in_processes(
                     raise payload
                 on_result(payload)
     except BaseException:
-        _stop(list(running.values()))
+        _stop([process for process, _ in running.values()])
         raise
 
 
 class WorkerStalled(RuntimeError):
-    """A worker ended itself because its program stalled (`softeq.adapters.stall`)."""
+    """A worker ended itself because its program stalled (`softeq.adapters.stall`).
+
+    `task` is the index of its task in the list given to `run_in_processes`.
+    """
+
+    def __init__(self, message: str, *, task: int):
+        super().__init__(message)
+        self.task = task
 
 
 def _stop(processes: list[Any]) -> None:

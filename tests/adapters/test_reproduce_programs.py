@@ -10,6 +10,7 @@ from softeq.adapters import reproduce
 from softeq.adapters.reproduce import Program, plan_programs
 
 GAME = "CartPole-v1"
+TARGETS = ("hard", "soft-kl", "soft-entropy")  # experiment 2's DQN targets
 
 
 def _plan(tmp_path: Path, experiment: str, seeds=(0, 1, 2)) -> reproduce.Plan:
@@ -240,3 +241,20 @@ def test_a_bad_cap_is_named(tmp_path, max_lanes):
 
     with pytest.raises(ConfigError, match="--max-lanes"):
         plan_programs(_plan(tmp_path, "experiment-1"), max_lanes=max_lanes)
+
+
+def test_a_program_stalled_before_its_first_checkpoint_runs_again_as_halves(tmp_path):
+    plan = _plan(tmp_path, "experiment-2")
+    todo, _ = plan_programs(plan)
+    stalled = todo[1]  # the three 5-step targets, nine lanes
+    _shared_folder(plan, [v.label for v in stalled.variants], stalled.seeds)
+    again, parts = reproduce._split_unsaved(plan, plan_programs(plan)[0], stalled)
+    # half of nine lanes is four: one variant's three seeds at a time
+    assert _described(parts) == [((f"{t}-5",), (0, 1, 2), False) for t in TARGETS]
+    assert _described(again) == _described(todo[:1]) + _described(parts)
+
+    # Saved once: it continues whole from its checkpoint.
+    _checkpoint(stalled.folder(plan), 1000)
+    again, parts = reproduce._split_unsaved(plan, plan_programs(plan)[0], stalled)
+    assert _described(parts) == [(tuple(v.label for v in stalled.variants), (0, 1, 2), True)]
+    assert len(again) == 2

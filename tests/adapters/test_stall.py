@@ -66,16 +66,18 @@ def test_train_ends_with_status_75_when_a_chunk_outlasts_the_limit(tmp_path):
     assert "stalled: one chunk of the program made no progress" in proc.stdout
 
 
-def test_reproduce_continues_a_stalled_program_then_gives_up(tmp_path):
-    """Every attempt stalls here (1.2 ms for a first chunk of thousands of env steps): the
-    reproduction plans again from its checkpoints MAX_STALL_RETRIES times, then stops
-    with the error."""
+def test_reproduce_runs_a_stalled_program_smaller_then_gives_up(tmp_path):
+    """Every attempt stalls here (1.2 ms for a first chunk of thousands of env steps).
+    Experiment 3 on one seed is two programs of two lanes (c = 0.5 and c = 1/τ of one
+    algorithm share one): a program that stalls before its first checkpoint runs again
+    as two programs of one lane; after MAX_STALL_RETRIES stalls the error stops it."""
     from softeq.adapters.reproduce import MAX_STALL_RETRIES
 
     proc = _softeq(
-        "reproduce", "experiment-1", "--games", "CartPole-v1", "--seeds", "0",
+        "reproduce", "experiment-3", "--games", "CartPole-v1", "--seeds", "0",
         "--total-steps", "100000", "--workers", "2", "--out", str(tmp_path), minutes="0.00001",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert proc.stdout.count("a program stalled") == MAX_STALL_RETRIES
+    assert proc.stdout.count(" stalled (worker process ") == MAX_STALL_RETRIES, proc.stdout
+    assert "it had saved nothing: running it as 2 smaller programs" in proc.stdout
     assert "exit code 75" in proc.stderr
