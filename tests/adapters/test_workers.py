@@ -127,10 +127,13 @@ def test_a_task_whose_process_dies_is_reported():
 def test_a_task_that_ended_itself_as_stalled_is_told_apart():
     from softeq.adapters.stall import STALLED_EXIT_STATUS
 
-    with pytest.raises(workers.WorkerStalled, match=r"exit code 75\)"):
+    with pytest.raises(workers.WorkerStalled, match=r"exit code 75\)") as caught:
         workers.run_in_processes(
-            [(os._exit, (STALLED_EXIT_STATUS,))], workers=1, on_result=lambda _: None
+            [(abs, (-1,)), (os._exit, (STALLED_EXIT_STATUS,))],
+            workers=1,
+            on_result=lambda _: None,
         )
+    assert caught.value.task == 1  # which task stalled: the caller runs it again smaller
 
 
 def test_workers_must_be_positive():
