@@ -26,6 +26,7 @@ import optax
 from softeq.adapters import parallel, replay
 from softeq.adapters.agents import common, eval_policies
 from softeq.adapters.agents.config import DQNConfig
+from softeq.adapters.agents.replay_agent import store_and_update
 from softeq.core import (
     DQN_TARGET_MODES,
     bootstrap_truncations,
@@ -361,33 +362,10 @@ class DQNAgent:
         transitions are stored (several per call when N > train_every).
         Returns `(state, metrics of the last update or None)`.
         """
-        c = self.config
-        buffer = replay.replay_add(
-            state.replay,
-            obs,
-            actions,
-            step.reward,
-            step.terminated,
-            step.truncated,
-            step.final_obs,
-        )
-        before = int(state.steps)
-        after = before + self.num_envs
-        state = state._replace(replay=buffer, steps=np.asarray(after, np.int64))
-        due = after // c.train_every - before // c.train_every
-        if after < c.learning_starts or not replay.replay_can_sample(buffer, n=c.n_step):
-            return state, None
-        learner = jax.device_put(state.learner, parallel.replicated(self.mesh))
-        updates = int(state.updates)
-        metrics = None
-        for _ in range(due):
-            rng = np.random.default_rng([int(state.seed), updates])
-            batch = replay.replay_sample(buffer, rng, batch_size=c.batch_size, n=c.n_step)
-            learner, metrics = self.learner_update(learner, batch)
-            updates += 1
-        state = state._replace(learner=learner, updates=np.asarray(updates, np.int64))
-        if metrics is None:
-            return state, None
-        metrics = common.to_floats(metrics)
-        metrics["epsilon"] = self.epsilon(state)
+        state, metrics = store_and_update(
+            state, obs, actions, step, config=self.config, num_envs=self.num_envs,
+            mesh=self.mesh, learner_update=self.learner_update,
+        )  # fmt: skip
+        if metrics is not None:
+            metrics["epsilon"] = self.epsilon(state)
         return state, metrics

@@ -207,38 +207,69 @@ class ReplayAgent:
         transitions are stored (several per call when N > train_every).
         Returns `(state, metrics of the last update or None)`.
         """
-        c = self.config
-        buffer = replay.replay_add(
-            state.replay,
-            obs,
-            actions,
-            step.reward,
-            step.terminated,
-            step.truncated,
-            step.final_obs,
-        )
-        before = int(state.steps)
-        after = before + self.num_envs
-        state = state._replace(replay=buffer, steps=np.asarray(after, np.int64))
-        due = after // c.train_every - before // c.train_every
-        if after < c.learning_starts or not replay.replay_can_sample(buffer, n=c.n_step):
-            return state, None
-        learner = jax.device_put(state.learner, parallel.replicated(self.mesh))
-        updates = int(state.updates)
-        metrics = None
-        for _ in range(due):
-            rng = np.random.default_rng([int(state.seed), updates])
-            batch = replay.replay_sample(buffer, rng, batch_size=c.batch_size, n=c.n_step)
-            learner, metrics = self.learner_update(learner, batch)
-            updates += 1
-        state = state._replace(learner=learner, updates=np.asarray(updates, np.int64))
-        if metrics is None:
-            return state, None
-        metrics = common.to_floats(metrics)
-        if self.algorithm.behaviour_metrics is not None:
-            extra = self.algorithm.behaviour_metrics(_int32_steps(after), config=c)
+        state, metrics = store_and_update(
+            state, obs, actions, step, config=self.config, num_envs=self.num_envs,
+            mesh=self.mesh, learner_update=self.learner_update,
+        )  # fmt: skip
+        if metrics is not None and self.algorithm.behaviour_metrics is not None:
+            extra = self.algorithm.behaviour_metrics(
+                _int32_steps(int(state.steps)), config=self.config
+            )
             metrics.update(common.to_floats(extra))
         return state, metrics
+
+
+def store_and_update(state, obs, actions, step, *, config, num_envs, mesh, learner_update):
+    """The host loop's replay schedule: stores one step of transitions of every env,
+    then runs the learner updates that fall due.
+
+    One update per `config.train_every` transitions once `config.learning_starts`
+    are stored and an n-step window can be drawn (several per call when there
+    are more envs than `train_every`); update k samples its `config.batch_size`
+    windows with the numpy generator seeded with (seed, k), so a resumed run
+    draws what an uninterrupted one does.
+
+    Args:
+      state: an agent state with fields `replay`, `steps`, `learner`, `updates`
+        and `seed` (`ReplayAgentState`, `DQNState`).
+      obs: `[N, ...]` observations the actions were taken in.
+      actions: `[N]` actions.
+      step: the env step's result (`reward`, `terminated`, `truncated`, `final_obs`).
+      config: the learner's config (`train_every`, `learning_starts`, `n_step`,
+        `batch_size`).
+      num_envs: N, the transitions stored per call.
+      mesh: the devices the learner state lives on (replicated).
+      learner_update: `(learner, batch) -> (learner, metrics)`.
+
+    Returns:
+      `(state, metrics)`: the new state and the floats of the last update's
+      metrics, or None when no update ran.
+    """
+    buffer = replay.replay_add(
+        state.replay,
+        obs,
+        actions,
+        step.reward,
+        step.terminated,
+        step.truncated,
+        step.final_obs,
+    )
+    before = int(state.steps)
+    after = before + num_envs
+    state = state._replace(replay=buffer, steps=np.asarray(after, np.int64))
+    due = after // config.train_every - before // config.train_every
+    if after < config.learning_starts or not replay.replay_can_sample(buffer, n=config.n_step):
+        return state, None
+    learner = jax.device_put(state.learner, parallel.replicated(mesh))
+    updates = int(state.updates)
+    metrics = None
+    for _ in range(due):
+        rng = np.random.default_rng([int(state.seed), updates])
+        batch = replay.replay_sample(buffer, rng, batch_size=config.batch_size, n=config.n_step)
+        learner, metrics = learner_update(learner, batch)
+        updates += 1
+    state = state._replace(learner=learner, updates=np.asarray(updates, np.int64))
+    return state, None if metrics is None else common.to_floats(metrics)
 
 
 def agent_for(name: str):
