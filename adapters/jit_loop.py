@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from softeq.adapters import ale_xla
+from softeq.adapters import ale_xla, stall
 from softeq.adapters import checkpoint as ckpt_lib
 from softeq.adapters import distributed as dist
 from softeq.adapters import mesh as mesh_lib
@@ -925,7 +925,15 @@ def train(
     next_ckpt = (env_steps() // run.checkpoint_every + 1) * run.checkpoint_every
     eval_every = run.eval_every if run.eval_every > 0 else None
     next_eval = (env_steps() // eval_every + 1) * eval_every if eval_every else None
-    watch = StallWatch(out)
+
+    def record_stall(limit_s: float) -> None:
+        if main:  # reproduce reads it to run a program that saved nothing as smaller ones
+            stall.write_stall_record(
+                run_dir, env_step=env_steps(), lanes=len(seeds), limit_s=round(limit_s, 3),
+                time=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            )  # fmt: skip
+
+    watch = StallWatch(out, on_stall=record_stall)
     try:
         with _StopFlag() as stop:
             while iterations < total_iterations:

@@ -49,6 +49,7 @@ from types import MappingProxyType
 from typing import Any
 
 from softeq.adapters import reproduce_claims as claims
+from softeq.adapters import stall
 from softeq.adapters.run_config import ConfigError
 
 PLAN_FILENAME = "plan.json"
@@ -474,9 +475,10 @@ def _game_programs(plan: Plan, game: str, max_lanes: int | None) -> tuple[list[P
     Interrupted shared programs continue as they were; other unfinished batches
     continue alone (a member of a shared program keeps checkpoints of its own);
     the seeds no batch holds become new programs, variants with the same seeds
-    sharing one where `sweep.batch_key` allows. A started program with more
-    than `max_lanes` lanes and no checkpoint has nothing to lose: its runs are
-    planned again, in programs within the cap.
+    sharing one where `sweep.batch_key` allows. A started program with no
+    checkpoint has nothing to lose: over `max_lanes` lanes, or stalled (its
+    folder holds a stall record), its runs are planned again, within the cap or
+    in programs of half its lanes.
     """
     from softeq.adapters import sweep
 
@@ -500,32 +502,40 @@ def _game_programs(plan: Plan, game: str, max_lanes: int | None) -> tuple[list[P
         for v in variants:
             wanted[v.label] = tuple(s for s in wanted[v.label] if s not in seeds)
 
-    def over_cap_and_unsaved(program: Program) -> bool:
+    # Lane caps of variants whose program stalled before its first checkpoint: that
+    # stall was seen to repeat with the same program and to vanish with fewer lanes.
+    halved: dict[str, int] = {}
+
+    def planned_again(program: Program) -> bool:
+        """Nothing saved and over the cap, or stalled (`softeq.adapters.stall`): its
+        runs are planned again below, in smaller programs."""
+        folder = program.folder(plan)
+        if _has_checkpoint(folder):
+            return False
         lanes = len(program.variants) * len(program.seeds)
-        return (
-            max_lanes is not None
-            and lanes > max_lanes
-            and not _has_checkpoint(program.folder(plan))
-        )
+        if stall.read_stall_record(folder) is not None:
+            for v in program.variants:
+                halved[v.label] = min(halved.get(v.label, lanes), max(1, lanes // 2))
+            return True
+        return max_lanes is not None and lanes > max_lanes
 
     for variants, seeds in _shared_programs_started(plan, game):
         if not all(unfinished[v.label] == [seeds] for v in variants):
             continue
         shared = Program(game, variants, seeds, resume=True)
         saved_at = _newest_checkpoint_step(shared.folder(plan))
-        if over_cap_and_unsaved(shared):
-            for v in variants:  # planned again below, within the cap
-                unfinished[v.label] = []
-        elif all(_newest_checkpoint_step(shared.batch_dir(plan, v)) <= saved_at for v in variants):
+        if any(_newest_checkpoint_step(shared.batch_dir(plan, v)) > saved_at for v in variants):
+            continue  # its members went on alone (it was cut smaller): they continue alone
+        if not planned_again(shared):
             take(variants, seeds, resume=True)
             for v in variants:
                 unfinished[v.label] = []
-        # else its members went on alone (a cap split it): they continue alone below.
+        # else its members' folders are weighed one by one below.
     for v in plan.experiment.variants:
         for seeds in unfinished[v.label]:
             # A batch overlapping one taken already (an earlier attempt cut
             # differently) is left alone: no seed trains twice.
-            if set(seeds) <= set(wanted[v.label]) and not over_cap_and_unsaved(
+            if set(seeds) <= set(wanted[v.label]) and not planned_again(
                 Program(game, (v,), seeds, resume=True)
             ):
                 take((v,), seeds, resume=True)
@@ -535,7 +545,12 @@ def _game_programs(plan: Plan, game: str, max_lanes: int | None) -> tuple[list[P
             key = (sweep.batch_key(plan.config(game, v)), plan.budget(v), wanted[v.label])
             groups.setdefault(key, []).append(v)
     for (_, _, seeds), variants in groups.items():
-        for part_variants, part_seeds in split_lanes(tuple(variants), seeds, max_lanes):
+        caps = [halved[v.label] for v in variants if v.label in halved]
+        if max_lanes is not None:
+            caps.append(max_lanes)
+        for part_variants, part_seeds in split_lanes(
+            tuple(variants), seeds, min(caps, default=None)
+        ):
             program = _fresh_program(plan, game, part_variants, part_seeds)
             take(program.variants, program.seeds, resume=program.resume)
     return programs, reused
@@ -672,9 +687,10 @@ def run_plan(
     stops all with a checkpoint, and a worker whose parent dies stops with one
     too (`softeq.adapters.workers.run_in_processes`). A program that stalls
     (`softeq.adapters.stall`) is continued from its checkpoint, up to
-    `stall_retries` times. `max_lanes` caps the lanes of programs not yet saved
-    (`plan_programs`): XLA's CPU runtime was seen to stall for good on one
-    program of nine lanes that ran through as programs of three.
+    `stall_retries` times, as programs of half its lanes if it had saved
+    nothing (XLA's CPU runtime was seen to stall for good on one program of nine
+    lanes that ran through as programs of three). `max_lanes` caps the lanes of
+    programs not yet saved from the start (`plan_programs`).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("--workers", workers, "allowed: an integer >= 1")
@@ -720,45 +736,27 @@ def run_plan(
             if retry == stall_retries:
                 raise
             # The stalled program and the one beside it stopped at their newest
-            # checkpoints; planning again from what is on disk continues both.
+            # checkpoints; planning again from what is on disk continues both (the
+            # stalled one smaller if it had saved nothing: it left a stall record).
             stalled = todo[exc.task]
             todo, _ = plan_programs(plan, max_lanes=max_lanes)
-            todo, parts = _split_unsaved(plan, todo, stalled)
+            parts = [
+                p
+                for p in todo
+                if p.game == stalled.game
+                and {v.label for v in p.variants} <= {v.label for v in stalled.variants}
+                and set(p.seeds) <= set(stalled.seeds)
+            ]
             out(
                 f"{stalled.game} {' + '.join(v.label for v in stalled.variants)} seeds "
                 f"{list(stalled.seeds)} stalled ({exc}); "
                 + (
                     f"it had saved nothing: running it as {len(parts)} smaller programs"
                     if len(parts) > 1
-                    else "continuing from the checkpoints"
+                    else "running it again from its newest checkpoint, if any"
                 )
             )
     return counts
-
-
-def _split_unsaved(
-    plan: Plan, todo: list[Program], stalled: Program
-) -> tuple[list[Program], list[Program]]:
-    """`todo` with `stalled` cut in programs of half its lanes if it saved no checkpoint.
-
-    A stall before the first checkpoint was seen to repeat with the same program
-    every time and to vanish with fewer lanes; a program stalled later continues
-    from its checkpoint as it was. Returns the new list and what `stalled` became.
-    """
-    same = [
-        i
-        for i, p in enumerate(todo)
-        if (p.game, p.variants, p.seeds) == (stalled.game, stalled.variants, stalled.seeds)
-    ]
-    lanes = len(stalled.variants) * len(stalled.seeds)
-    if not same or lanes < 2 or _has_checkpoint(stalled.folder(plan)):
-        return todo, [todo[same[0]]] if same else []
-    parts = [
-        _fresh_program(plan, stalled.game, variants, seeds)
-        for variants, seeds in split_lanes(stalled.variants, stalled.seeds, lanes // 2)
-    ]
-    i = same[0]
-    return todo[:i] + parts + todo[i + 1 :], parts
 
 
 def _plan_arguments(plan: Plan) -> dict[str, Any]:

@@ -244,17 +244,35 @@ def test_a_bad_cap_is_named(tmp_path, max_lanes):
 
 
 def test_a_program_stalled_before_its_first_checkpoint_runs_again_as_halves(tmp_path):
-    plan = _plan(tmp_path, "experiment-2")
-    todo, _ = plan_programs(plan)
-    stalled = todo[1]  # the three 5-step targets, nine lanes
-    _shared_folder(plan, [v.label for v in stalled.variants], stalled.seeds)
-    again, parts = reproduce._split_unsaved(plan, plan_programs(plan)[0], stalled)
-    # half of nine lanes is four: one variant's three seeds at a time
-    assert _described(parts) == [((f"{t}-5",), (0, 1, 2), False) for t in TARGETS]
-    assert _described(again) == _described(todo[:1]) + _described(parts)
+    """The stall watch leaves a record in the program's folder; with no checkpoint
+    beside it, the program is planned again with half its lanes."""
+    from softeq.adapters import stall
 
-    # Saved once: it continues whole from its checkpoint.
-    _checkpoint(stalled.folder(plan), 1000)
-    again, parts = reproduce._split_unsaved(plan, plan_programs(plan)[0], stalled)
-    assert _described(parts) == [(tuple(v.label for v in stalled.variants), (0, 1, 2), True)]
-    assert len(again) == 2
+    plan = _plan(tmp_path, "experiment-2")
+    five = tuple(f"{t}-5" for t in TARGETS)
+    folder = _shared_folder(plan, five, (0, 1, 2))
+    for label in five:
+        _batch(plan, label, (0, 1, 2), finished=False)
+    stall.write_stall_record(folder, env_step=0, lanes=9)
+    programs, _ = plan_programs(plan)
+    # half of nine lanes is four: one variant's three seeds at a time, each in the
+    # batch folder it had as a member (no checkpoint there: a fresh start)
+    assert _described(programs) == [
+        *[((label,), (0, 1, 2), True) for label in five],
+        (tuple(f"{t}-1" for t in TARGETS), (0, 1, 2), False),
+    ]
+
+    # One of the smaller programs stalls as well: its seeds go one by one.
+    stall.write_stall_record(programs[0].folder(plan), env_step=0, lanes=3)
+    assert _described(plan_programs(plan)[0]) == [
+        (("soft-kl-5",), (0, 1, 2), True),
+        (("soft-entropy-5",), (0, 1, 2), True),
+        (tuple(f"{t}-1" for t in TARGETS), (0, 1, 2), False),
+        *[(("hard-5",), (seed,), False) for seed in (0, 1, 2)],
+    ]
+
+    # Saved once, a program continues whole from its checkpoint, record or not.
+    _checkpoint(folder, 1000)
+    for label in five:
+        _checkpoint(plan.variant_dir(GAME, plan.experiment.variant(label)) / "seeds-0-1-2", 1000)
+    assert _described(plan_programs(plan)[0])[0] == (five, (0, 1, 2), True)

@@ -38,6 +38,27 @@ def test_a_chunk_past_its_limit_ends_the_process_with_the_stalled_status():
     assert lines[0].startswith("stalled: one chunk of the program made no progress")
 
 
+def test_the_stall_is_recorded_before_the_exit_even_if_recording_fails(tmp_path):
+    for on_stall, recorded in [
+        (lambda limit: stall.write_stall_record(tmp_path, limit_s=limit), True),
+        (lambda limit: [(tmp_path / stall.STALL_RECORD_FILENAME).unlink(), 1 / 0], False),
+    ]:
+        lines: list[str] = []
+        exits: list[int] = []
+        watch = stall.StallWatch(lines.append, floor_s=0.05, exit=exits.append, on_stall=on_stall)
+        with watch.chunk():
+            time.sleep(1.0)
+        assert exits == [stall.STALLED_EXIT_STATUS]
+        assert (stall.read_stall_record(tmp_path) == {"limit_s": 0.1}) is recorded
+        assert any(line.startswith("could not record the stall") for line in lines) is not recorded
+
+
+def test_an_unreadable_stall_record_counts_as_none(tmp_path):
+    (tmp_path / stall.STALL_RECORD_FILENAME).write_text("[1, 2")
+    assert stall.read_stall_record(tmp_path) is None
+    assert stall.read_stall_record(tmp_path / "missing") is None
+
+
 @pytest.mark.parametrize("text", ["0", "-1", "soon"])
 def test_a_bad_limit_is_named(monkeypatch, text):
     monkeypatch.setenv(stall.STALL_MINUTES_ENV, text)
@@ -64,6 +85,8 @@ def test_train_ends_with_status_75_when_a_chunk_outlasts_the_limit(tmp_path):
     )  # fmt: skip
     assert proc.returncode == stall.STALLED_EXIT_STATUS, proc.stderr[-2000:]
     assert "stalled: one chunk of the program made no progress" in proc.stdout
+    record = stall.read_stall_record(tmp_path / "run")
+    assert record is not None and record["lanes"] == 1 and record["env_step"] == 0
 
 
 def test_reproduce_runs_a_stalled_program_smaller_then_gives_up(tmp_path):
