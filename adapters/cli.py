@@ -57,6 +57,7 @@ from softeq.adapters.run_config import (
     resolve_num_envs,
     validate_eval_settings,
 )
+from softeq.adapters.stall import STALL_RECORD_FILENAME
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -72,6 +73,7 @@ RUN_ARTIFACTS = (
     "train.log",
     "training.png",
     "summary.json",
+    STALL_RECORD_FILENAME,
 )
 #: Per-seed folders of a jitted run (`seed-<s>`); `--force` removes them too.
 SEED_FOLDER_PREFIX = "seed-"
