@@ -96,6 +96,30 @@ TRAIN = [
 ]
 
 
+def _train_side_by_side(runs: list[tuple[list[str], dict]]) -> list[tuple[str, str]]:
+    """Starts `softeq train TRAIN + args` for each `(args, env)` at once; waits for all,
+    checks that each exited 0 and returns their `(stdout, stderr)`."""
+    procs = [
+        subprocess.Popen(
+            [str(SOFTEQ), *TRAIN, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**SUBPROCESS_ENV, **env},
+        )
+        for args, env in runs
+    ]
+    try:
+        outputs = [p.communicate(timeout=900) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, (out[-2000:], err[-2000:])
+    return outputs
+
+
 def _final_state(run_dir: Path) -> list[np.ndarray]:
     [(_, path)] = ck.list_checkpoints(run_dir / "checkpoints")
     return [np.asarray(getattr(leaf, "data", leaf)) for leaf in ck.read_checkpoint(path)["state"]]
@@ -118,30 +142,16 @@ def test_two_processes_train_one_learner_equal_to_one_process(tmp_path):
     address = f"127.0.0.1:{_free_port()}"
     two, one = tmp_path / "two", tmp_path / "one"
 
-    def start(args):
-        return subprocess.Popen(
-            [str(SOFTEQ), *TRAIN, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=SUBPROCESS_ENV,
-        )
-
     def process_flags(i):
         return ["--num-processes", "2", "--process-id", str(i)]
 
-    procs = [
-        start(["--run-dir", str(two), "--coordinator-address", address, *process_flags(i)])
-        for i in range(2)
-    ] + [start(["--run-dir", str(one)])]
-    try:
-        outputs = [p.communicate(timeout=900) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for proc, (out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, (out[-2000:], err[-2000:])
+    outputs = _train_side_by_side(
+        [
+            (["--run-dir", str(two), "--coordinator-address", address, *process_flags(i)], {})
+            for i in range(2)
+        ]
+        + [(["--run-dir", str(one)], {})]
+    )
     assert "1 seed shard(s) x 2 env shard(s), 2 processes" in outputs[0][0]
     assert "run folder" not in outputs[1][0]  # process 1 prints no status lines
 
@@ -186,24 +196,10 @@ def test_distributed_finds_the_processes_from_the_cluster(tmp_path):
         "SLURM_NTASKS": "2",
         "SLURM_STEP_NUM_NODES": "1",
     }
-    procs = [
-        subprocess.Popen(
-            [str(SOFTEQ), *TRAIN, "--run-dir", str(tmp_path / "run"), "--distributed"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**SUBPROCESS_ENV, **job, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)},
-        )
-        for i in range(2)
-    ]
-    try:
-        outputs = [p.communicate(timeout=600) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for proc, (out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, (out[-2000:], err[-2000:])
+    args = ["--run-dir", str(tmp_path / "run"), "--distributed"]
+    outputs = _train_side_by_side(
+        [(args, {**job, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)}) for i in range(2)]
+    )
     assert "1 seed shard(s) x 2 env shard(s), 2 processes" in outputs[0][0]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert (summary["mesh"], summary["processes"]) == ({"seeds": 1, "data": 2}, 2)
