@@ -563,8 +563,8 @@ def _fresh_program(
     attempt (a shared program cut short before its members' folders were written,
     or one planned again smaller): resuming there without a checkpoint starts from
     scratch in it."""
-    folder = Program(game, variants, seeds, resume=False).folder(plan)
-    return Program(game, variants, seeds, resume=folder.exists())
+    program = Program(game, variants, seeds, resume=False)
+    return dataclasses.replace(program, resume=program.folder(plan).exists())
 
 
 def split_lanes(
@@ -607,11 +607,14 @@ def _has_checkpoint(folder: Path) -> bool:
     return _newest_checkpoint_step(folder) > 0
 
 
+def _check_count(flag: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(flag, value, "allowed: an integer >= 1")
+
+
 def _check_max_lanes(max_lanes: int | None) -> None:
-    if max_lanes is not None and (
-        isinstance(max_lanes, bool) or not isinstance(max_lanes, int) or max_lanes < 1
-    ):
-        raise ConfigError("--max-lanes", max_lanes, "allowed: an integer >= 1")
+    if max_lanes is not None:
+        _check_count("--max-lanes", max_lanes)
 
 
 def _run_program(plan: Plan, program: Program, *, out: Callable[[str], None]) -> None:
@@ -692,8 +695,7 @@ def run_plan(
     lanes that ran through as programs of three). `max_lanes` caps the lanes of
     programs not yet saved from the start (`plan_programs`).
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError("--workers", workers, "allowed: an integer >= 1")
+    _check_count("--workers", workers)
     _check_max_lanes(max_lanes)
     _check_plan_file(plan)
     todo, reused = plan_programs(plan, max_lanes=max_lanes)
