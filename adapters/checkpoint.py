@@ -69,6 +69,8 @@ from typing import Any, BinaryIO
 import jax
 import numpy as np
 
+from softeq.adapters.atomic_file import STAGING_PREFIX, fsync_dir
+
 FORMAT_VERSION = 2
 _MAGIC_PREFIX = b"SOFTEQ-CKPT"
 MAGIC = _MAGIC_PREFIX + bytes([FORMAT_VERSION])
@@ -391,19 +393,6 @@ def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Atomically write `payload` to `path` in the format of the module docstring.
 
@@ -423,7 +412,7 @@ def write_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     doc_bytes = json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
     pause_marker = _fault_pause_due()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + path.name + "-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX + path.name + "-", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are ordinary outputs
         with os.fdopen(fd, "wb") as fh:
@@ -449,7 +438,7 @@ def write_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -558,7 +547,7 @@ class CheckpointManager:
                 old.unlink()
             except FileNotFoundError:
                 pass
-        for p in self.directory.glob(".tmp-ckpt-*"):  # left by a killed writer
+        for p in self.directory.glob(STAGING_PREFIX + "ckpt-*"):  # left by a killed writer
             try:
                 p.unlink()
             except FileNotFoundError:

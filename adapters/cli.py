@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from softeq.adapters.atomic_file import STAGING_PREFIX
 from softeq.adapters.run_config import (
     ATARI_EVAL_MAX_EPISODE_STEPS,
     CONFIG_FILENAME,
@@ -400,7 +401,9 @@ def _prepare_run_dir(run: RunConfig, algo_config: Any, *, resume: bool, force: b
         return run
     if force:
         seed_folders = [p.name for p in path.glob(SEED_FOLDER_PREFIX + "*") if p.is_dir()]
-        for name in (*RUN_ARTIFACTS, *seed_folders):
+        # Staging files a killed write left (`atomic_file`) go with the file they were for.
+        staged = [p.name for a in RUN_ARTIFACTS for p in path.glob(f"{STAGING_PREFIX}{a}-*")]
+        for name in (*RUN_ARTIFACTS, *seed_folders, *staged):
             target = path / name
             if target.is_dir():
                 shutil.rmtree(target)

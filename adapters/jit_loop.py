@@ -61,6 +61,7 @@ from softeq.adapters import checkpoint as ckpt_lib
 from softeq.adapters import distributed as dist
 from softeq.adapters import mesh as mesh_lib
 from softeq.adapters.agents import common
+from softeq.adapters.atomic_file import write_json
 from softeq.adapters.jit_driver import EvalSettings, JitProgram, chunk_iterations, stream_key
 from softeq.adapters.logger import MetricsLogger
 from softeq.adapters.loop import Interrupted, NonFiniteError, _StopFlag
@@ -486,13 +487,7 @@ def _json_float(x: float) -> float | None:
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
     """Write `summary.json` atomically."""
-    path = Path(run_dir) / SUMMARY_FILENAME
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(summary, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(Path(run_dir) / SUMMARY_FILENAME, summary)
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:

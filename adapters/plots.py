@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from softeq.adapters.atomic_file import atomic_write
 from softeq.adapters.logger import read_metrics
 
 COMPARE_MANIFEST = "compare.json"
@@ -51,9 +52,8 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 110) -> Path:
     buffer.seek(0)
     with Image.open(buffer) as image:
         palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    tmp = path.with_name(path.name + ".tmp")
-    palette.save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as fh:
+        palette.save(fh, format="PNG", optimize=True)
     return path
 
 

@@ -50,6 +50,7 @@ from typing import Any
 
 from softeq.adapters import reproduce_claims as claims
 from softeq.adapters import stall
+from softeq.adapters.atomic_file import write_json
 from softeq.adapters.run_config import ConfigError
 
 PLAN_FILENAME = "plan.json"
@@ -370,12 +371,7 @@ def _check_plan_file(plan: Plan) -> None:
     record["sittings"].append(
         {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_description()}
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(record, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_json(path, record)
 
 
 def batch_dirname(seeds: Sequence[int]) -> str:

@@ -45,6 +45,7 @@ import numpy as np
 
 from softeq.adapters import reproduce_claims as claims
 from softeq.adapters import stats
+from softeq.adapters.atomic_file import atomic_write, write_json
 from softeq.adapters.logger import read_metrics
 from softeq.adapters.plots import (
     _pyplot,
@@ -138,12 +139,7 @@ def random_scores(games: Sequence[str], cache: Path, *, episodes: int = 200) -> 
     for game in missing:
         saved[game] = _random_policy_return(game, episodes=episodes)
     if missing:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(saved, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, cache)
+        write_json(cache, saved, sort_keys=True)
     return {g: ATARI_RANDOM_SCORES.get(g, saved.get(g, math.nan)) for g in games}
 
 
@@ -377,12 +373,10 @@ def plot_aggregates(rows: Sequence[dict[str, Any]], path: Path, title: str) -> P
 
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path
 
 

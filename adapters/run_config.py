@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from softeq.adapters.atomic_file import write_json
+
 CONFIG_FILENAME = "config.json"
 #: Environment backends of `softeq.adapters.envs.make_vector_env`.
 BACKENDS = ("auto", "ale", "gymnasium", "gymnax")
@@ -669,16 +671,7 @@ def format_configs(run: RunConfig, algo_config: Any) -> str:
 
 def save_run_configs(run_dir: str | os.PathLike, run: RunConfig, algo_config: Any) -> Path:
     """Write `config.json` into `run_dir` atomically; returns its path."""
-    path = Path(run_dir) / CONFIG_FILENAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(configs_to_dict(run, algo_config), fh, indent=2, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_json(Path(run_dir) / CONFIG_FILENAME, configs_to_dict(run, algo_config))
 
 
 def read_config_json(run_dir: str | os.PathLike) -> dict[str, Any] | None:

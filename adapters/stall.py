@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from softeq.adapters.atomic_file import write_json
+
 #: The exit status of a process ended by `StallWatch` (sysexits' EX_TEMPFAIL: try again).
 STALLED_EXIT_STATUS = 75
 STALL_MINUTES_ENV = "SOFTEQ_STALL_MINUTES"
@@ -41,10 +43,7 @@ STALL_RECORD_FILENAME = "stalled.json"
 
 def write_stall_record(run_dir: str | os.PathLike, **fields: Any) -> None:
     """Writes `fields` (JSON values) as the stall record of `run_dir`, atomically."""
-    path = Path(run_dir) / STALL_RECORD_FILENAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(fields, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(Path(run_dir) / STALL_RECORD_FILENAME, fields)
 
 
 def read_stall_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:

@@ -310,12 +310,14 @@ def test_force_replaces_the_old_run_and_keeps_the_users_files(tmp_path):
     assert {"seed-0", "seed-1", "summary.json"} <= {p.name for p in run_dir.iterdir()}
     (run_dir / "notes.txt").write_text("mine")
     (run_dir / "stalled.json").write_text("{}\n")  # as a stalled attempt leaves it
+    (run_dir / ".tmp-summary.json-k1ll3d").write_text("{")  # as a killed write leaves it
     refused = _softeq(*common, "--seeds", "5", "--total-steps", "4096")
     assert refused.returncode == cli.EXIT_USAGE and "--force" in _one_line_error(refused)
     forced = _softeq(*common, "--seeds", "5", "--total-steps", "4096", "--force")
     assert forced.returncode == 0, forced.stderr[-2000:]
     names = {p.name for p in run_dir.iterdir()}
-    assert "seed-5" in names and not {"seed-0", "seed-1", "stalled.json"} & names
+    assert "seed-5" in names
+    assert not {"seed-0", "seed-1", "stalled.json", ".tmp-summary.json-k1ll3d"} & names
     assert (run_dir / "notes.txt").read_text() == "mine"
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["run"]["seeds"] == [5] and saved["run"]["total_steps"] == 4096
