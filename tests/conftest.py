@@ -10,9 +10,11 @@ it, instead of passing here by chance.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,34 @@ from pathlib import Path
 import pytest
 
 SEED_OFFSET_ENV = "SOFTEQ_TEST_SEED_OFFSET"
+COMPILATION_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+_CACHE_KEY = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One XLA compilation cache for the whole test run, shared by its processes.
+
+    Many tests compile the same program more than once: a resumed run recompiles
+    what the interrupted one compiled, and each `softeq` subprocess compiles afresh.
+    JAX's persistent cache hands back the executable XLA made the first time (the
+    same program, byte for byte), so only the first compile of each is paid. The
+    folder is made by the first pytest process (xdist's workers and the subprocesses
+    inherit the variable) and removed when it ends. A value already set is kept:
+    `JAX_COMPILATION_CACHE_DIR= make test` (empty) runs without the cache.
+    """
+    if COMPILATION_CACHE_ENV in os.environ:
+        return
+    path = tempfile.mkdtemp(prefix="softeq-tests-xla-cache-")
+    os.environ[COMPILATION_CACHE_ENV] = path
+    config.stash[_CACHE_KEY] = path
+    if "jax" in sys.modules:  # imported before this hook: it read the variable already
+        sys.modules["jax"].config.update("jax_compilation_cache_dir", path)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = config.stash.get(_CACHE_KEY, None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _seed_offset() -> int:
