@@ -135,11 +135,19 @@ def torso_for_observation(observation_shape: Sequence[int]) -> str:
         return "mlp"
     if len(shape) == 3 and shape[:2] == MINATAR_GRID:
         return "minatar"
-    if len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3):
+    if _is_frame_stack(shape):
         return "nature"
     raise ValueError(
         f"`observation_shape` must be (D,), (stack, H, W) or (stack, H, W, 3), got {shape}."
     )
+
+
+def _is_frame_stack(observation_shape: Sequence[int]) -> bool:
+    """Atari's layout of pixel frames: `(stack, H, W)` or `(stack, H, W, 3)`, not MinAtar's grid."""
+    shape = tuple(observation_shape)
+    if len(shape) == 3:
+        return shape[:2] != MINATAR_GRID
+    return len(shape) == 4 and shape[-1] == 3
 
 
 def nature_cnn_torso(x: jax.Array, *, feature_size: int = 512) -> jax.Array:
@@ -238,6 +246,9 @@ def mlp_torso(
 
     Args:
       x: `[B, D]` float observations; `[B, ...]` ones (frames) are flattened to `[B, D]`.
+        Atari's frame stacks (`[B, stack, H, W]` or `[B, stack, H, W, 3]`) hold 0–255
+        pixel values and are divided by 255 first, as the Nature torso does (a dense
+        layer would saturate on them); MinAtar's 0/1 planes are taken as they are.
       hidden: layer widths.
       activation: nonlinearity after each layer (tanh by default).
 
@@ -247,13 +258,18 @@ def mlp_torso(
     hidden = _check_hidden(hidden)
     if x.ndim < 2:
         raise ValueError(f"`x` must be [B, D] or [B, ...] observations, got shape {x.shape}.")
+    pixels = _is_frame_stack(x.shape[1:])
     x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    if pixels:
+        x = x / 255.0
     for i, size in enumerate(hidden):
         x = activation(_dense(size, _HIDDEN_GAIN, f"mlp{i}")(x))
     return x
 
 
-def _features(x: jax.Array, torso: str, hidden: Sequence[int]) -> jax.Array:
+def torso_features(x: jax.Array, torso: str, hidden: Sequence[int] = (64, 64)) -> jax.Array:
+    """The features `[B, F]` of observations `x` from the torso named `torso` (one of
+    `TORSOS`; `hidden`: the MLP's widths). Call inside `hk.transform`."""
     if torso == "nature":
         return nature_cnn_torso(x)
     if torso == "minatar":
@@ -290,7 +306,7 @@ def make_actor_critic(
     hidden = _check_hidden(hidden)
 
     def forward(obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        features = _features(obs, torso, hidden)
+        features = torso_features(obs, torso, hidden)
         logits = _dense(num_actions, _POLICY_GAIN, "policy")(features)
         values = _dense(1, _VALUE_GAIN, "value")(features)[:, 0]
         return logits, values
@@ -326,7 +342,7 @@ def make_q_network(
         raise TypeError(f"`dueling` must be a bool, got {dueling!r}.")
 
     def forward(obs: jax.Array) -> jax.Array:
-        features = _features(obs, torso, hidden)
+        features = torso_features(obs, torso, hidden)
         if not dueling:
             return _dense(num_actions, _VALUE_GAIN, "q")(features)
         value = _dense(1, _VALUE_GAIN, "value")(features)

@@ -61,8 +61,8 @@ from softeq.adapters.agents.registry import (
     get_algorithm,
 )
 from softeq.adapters.agents.replay_agent import ReplayAgent, ReplayAgentState
+from softeq.adapters.networks import TORSOS
 
-TORSOS = ("nature", "minatar", "mlp")
 #: The registered algorithm names, in registration order.
 ALGORITHMS: tuple[str, ...] = algorithm_names()
 

@@ -84,12 +84,7 @@ def _branch(name: str, obs: jax.Array, *, torso: str, num_actions: int, gain: fl
     from softeq.adapters import networks
 
     with hk.name_scope(name):
-        if torso == "nature":
-            features = networks.nature_cnn_torso(obs)
-        elif torso == "minatar":
-            features = networks.minatar_torso(obs)
-        else:
-            features = networks.mlp_torso(obs)
+        features = networks.torso_features(obs, torso)
         init = hk.initializers.Orthogonal(scale=gain)
         return hk.Linear(num_actions, w_init=init, b_init=jnp.zeros, name="head")(features)
 
@@ -104,8 +99,10 @@ def make_network(num_actions: int, *, torso: str, config: SACDiscreteConfig) -> 
       `params` may hold the critic modules only, e.g. the target critics).
     """
     del config
-    if torso not in ("nature", "minatar", "mlp"):
-        raise ValueError(f"`torso` must be 'nature', 'minatar' or 'mlp', got {torso!r}.")
+    from softeq.adapters.networks import TORSOS
+
+    if torso not in TORSOS:
+        raise ValueError(f"`torso` must be one of {TORSOS}, got {torso!r}.")
 
     def forward(obs: jax.Array, heads: str = "all"):
         if heads not in HEADS:

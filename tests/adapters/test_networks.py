@@ -146,6 +146,25 @@ def test_mlp_actor_critic_and_torso_widths():
     assert shapes["policy"]["w"].shape == (8, 3)
 
 
+def test_mlp_torso_scales_atari_frames_to_unit_range_and_leaves_minatar_planes():
+    """Atari frames are 0–255 pixels: flattened unscaled, the first tanh layer (orthogonal
+    weights, gain √2, over 28 224 inputs) saturates in almost every unit."""
+    mlp = hk.without_apply_rng(hk.transform(lambda x: mlp_torso(x, hidden=(64,))))
+    frames = jax.random.randint(jax.random.key(0), (3, 4, 84, 84), 0, 256).astype(jnp.uint8)
+    params = mlp.init(jax.random.key(1), frames)
+    features = mlp.apply(params, frames)
+    as_vectors = mlp.apply(params, frames.reshape(3, -1).astype(jnp.float32) / 255.0)
+    np.testing.assert_allclose(features, as_vectors, rtol=1e-5, atol=1e-6)
+    assert float(jnp.mean(jnp.abs(features) > 0.99)) < 0.2
+    unscaled = mlp.apply(params, frames.reshape(3, -1).astype(jnp.float32))
+    assert float(jnp.mean(jnp.abs(unscaled) > 0.99)) > 0.9  # what the division prevents
+    planes = jax.random.bernoulli(jax.random.key(2), 0.3, (3, 10, 10, 4)).astype(jnp.uint8)
+    params = mlp.init(jax.random.key(1), planes)
+    np.testing.assert_array_equal(
+        mlp.apply(params, planes), mlp.apply(params, planes.reshape(3, -1).astype(jnp.float32))
+    )
+
+
 def test_orthogonal_initialisation_gains():
     net = make_actor_critic(6, torso="mlp")
     params = net.init(jax.random.key(3), MLP_OBS)
