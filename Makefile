@@ -23,10 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --durations=15 tests core --doctest-modules --ignore=tests/docs --ignore=tests/soak
+	$(BIN)/python -m pytest -q -n 2 --durations=15 tests core adapters --doctest-modules --ignore=tests/docs --ignore=tests/soak
 
 properties: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --durations=10 properties --hypothesis-profile=ci
+	$(BIN)/python -m pytest -q -n 2 --durations=10 properties --doctest-modules --hypothesis-profile=ci
 
 # The docs' browser check drives Debian's headless Chromium; install it when missing.
 browser:
