@@ -199,7 +199,7 @@ def default_num_envs(algo: str, env_id: str) -> int:
 # The entries.
 # --------------------------------------------------------------------------------------
 
-register(
+_A2C = register(
     Algorithm(
         name="a2c",
         summary="synchronous advantage actor-critic with a naive or proper entropy bonus (§6.1)",
@@ -220,28 +220,21 @@ register(
     )
 )
 
+# The soft Q-learner of §6.3 is A2C with its gradients taken through Q = V + τ log π:
+# the same network, optimiser, defaults and rollouts.
 register(
-    Algorithm(
+    dataclasses.replace(
+        _A2C,
         name="soft-q",
         summary="A2C-matched soft Q-learning [E16]: Q = V + τ log π, same updates as A2C (§6.3)",
         config_class=SoftQConfig,
-        defaults=MappingProxyType(
-            {"control": CONTROL_ACTOR_CRITIC, "minatar": MINATAR_ACTOR_CRITIC, "atari": {}}
-        ),
-        num_envs=MappingProxyType({"control": 32, "minatar": 64, "atari": 16}),
-        on_policy=True,
-        stochastic_policy=True,
-        make_network=actor_critic.make_network,
-        make_optimizer=actor_critic.make_actor_critic_optimizer,
         make_learner_update=actor_critic.learner_update_for(actor_critic.soft_q_gradients),
         make_agent=actor_critic.agent_for(actor_critic.soft_q_gradients),
         reference="arXiv:1704.06440 §6.3",
-        sweepable=("temperature", "value_weight"),
-        policy_scores=actor_critic.policy_logits,
     )
 )
 
-register(
+_DQN = register(
     Algorithm(
         name="dqn",
         summary="DQN with a hard, soft-KL or soft-entropy n-step target (§6.2)",
@@ -264,25 +257,18 @@ register(
     )
 )
 
+# Munchausen DQN is DQN with another target: the same network, replay and ε-greedy acting.
 register(
-    Algorithm(
+    dataclasses.replace(
+        _DQN,
         name="mdqn",
         summary="Munchausen DQN [M1]: DQN whose target adds ατ·clip(ln π(a|s), l0, 0)",
         config_class=MunchausenDQNConfig,
-        defaults=MappingProxyType({"control": CONTROL_DQN, "minatar": MINATAR_DQN, "atari": {}}),
-        num_envs=MappingProxyType({"control": 4, "minatar": 16, "atari": 8}),
-        on_policy=False,
-        stochastic_policy=False,
-        make_network=dqn.make_network,
-        make_optimizer=dqn.make_dqn_optimizer,
         make_learner_update=mdqn.make_learner_update,
         make_agent=replay_agent.agent_for("mdqn"),
         reference="Vieillard, Pietquin & Geist 2020, arXiv:2007.14430",
         sweepable=("temperature",),
-        policy_scores=dqn.q_values,
-        init_learner=dqn.init_learner,
-        act=dqn.epsilon_greedy_act,
-        behaviour_metrics=dqn.epsilon_metrics,
+        sweepable_choices=MappingProxyType({}),
     )
 )
 
