@@ -117,3 +117,40 @@ def kill_in_checkpoint_write() -> Callable[..., None]:
     """`kill_in_checkpoint_write(argv, nth, marker)`: run `softeq *argv` and SIGKILL it
     halfway through its `nth` checkpoint write (see `_kill_in_checkpoint_write`)."""
     return _kill_in_checkpoint_write
+
+
+def _train_on_both_drivers(algo: str, run_root: Path) -> dict[str, tuple[str, dict]]:
+    """`softeq train --algo algo` for 2 000 CartPole steps on the host loop and on the
+    jitted driver, side by side; per driver its stdout and its metrics (the jitted
+    run's seed 0). Asserts that both exit 0."""
+    from softeq.adapters.logger import read_metrics
+
+    softeq = Path(sys.executable).with_name("softeq")
+    common = ["--env", "CartPole-v1", "--algo", algo, "--total-steps", "2000", "--no-progress"]
+    common += ["--learning-starts", "500", "--eval-episodes", "2"]
+    procs = {
+        driver: subprocess.Popen(
+            [str(softeq), "train", *common, "--driver", driver, "--run-dir", run_root / driver],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        for driver in ("host", "jit")
+    }
+    outputs = {}
+    for driver, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (driver, err)
+        outputs[driver] = out
+    return {
+        "host": (outputs["host"], read_metrics(run_root / "host")),
+        "jit": (outputs["jit"], read_metrics(run_root / "jit" / "seed-0")),
+    }
+
+
+@pytest.fixture(scope="session")
+def train_on_both_drivers() -> Callable[[str, Path], dict[str, tuple[str, dict]]]:
+    """`train_on_both_drivers(algo, run_root)`: a short CartPole run of `algo` on each
+    driver (see `_train_on_both_drivers`)."""
+    return _train_on_both_drivers

@@ -13,11 +13,6 @@ lr·sign-like, of order 1e-3, and rounding enters its sixth digit).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,12 +23,10 @@ from softeq.adapters import jit_loop
 from softeq.adapters.agents import default_config, get_algorithm, make_agent, mdqn
 from softeq.adapters.agents.config import ConfigFieldError, MunchausenDQNConfig
 from softeq.adapters.jit_driver import JitProgram, jit_default_overrides
-from softeq.adapters.logger import read_metrics
 from softeq.adapters.networks import make_q_network
 from softeq.adapters.replay import NStepBatch
 
 ENV = "CartPole-v1"
-SOFTEQ = Path(sys.executable).with_name("softeq")
 
 
 def _numpy_munchausen_targets(q_s, q_next, actions, rewards, terminated, config) -> np.ndarray:
@@ -188,36 +181,10 @@ def test_n_step_above_one_and_other_targets_are_refused_by_name():
         MunchausenDQNConfig(alpha=1.5)
 
 
-def test_a_short_cartpole_run_of_each_driver_exits_0(tmp_path):
+def test_a_short_cartpole_run_of_each_driver_exits_0(tmp_path, train_on_both_drivers):
     """2 000 CartPole steps on the host loop and on the jitted driver, side by side."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    common = ["--env", ENV, "--algo", "mdqn", "--total-steps", "2000", "--no-progress"]
-    common += ["--learning-starts", "500", "--eval-episodes", "2"]
-    procs = {
-        driver: subprocess.Popen(
-            [
-                str(SOFTEQ),
-                "train",
-                *common,
-                "--driver",
-                driver,
-                "--run-dir",
-                str(tmp_path / driver),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for driver in ("host", "jit")
-    }
-    for driver, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, (driver, err)
+    for driver, (out, metrics) in train_on_both_drivers("mdqn", tmp_path).items():
         assert "evaluation return" in out, driver
-    host = read_metrics(tmp_path / "host")
-    jit = read_metrics(tmp_path / "jit" / "seed-0")
-    for metrics in (host, jit):
         assert np.isfinite(metrics["learner/loss"][1]).all()
         assert "learner/epsilon" in metrics
     assert jit_loop.read_summary(tmp_path / "jit")["algo"] == "mdqn"

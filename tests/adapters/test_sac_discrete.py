@@ -15,10 +15,6 @@ learning rate, 1e-3, and float32 rounding enters its sixth digit).
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -31,11 +27,9 @@ from softeq.adapters.agents import default_config, get_algorithm, make_agent
 from softeq.adapters.agents.config import ConfigFieldError, SACDiscreteConfig
 from softeq.adapters.agents.sac_discrete import critic_params, make_network
 from softeq.adapters.jit_driver import JitProgram
-from softeq.adapters.logger import read_metrics
 from softeq.adapters.replay import NStepBatch
 
 ENV = "CartPole-v1"
-SOFTEQ = Path(sys.executable).with_name("softeq")
 ENTRY = get_algorithm("sac-discrete")
 
 
@@ -231,36 +225,10 @@ def test_bad_fields_are_refused_by_name(fields, field):
     assert info.value.field == field
 
 
-def test_a_short_cartpole_run_of_each_driver_exits_0(tmp_path):
+def test_a_short_cartpole_run_of_each_driver_exits_0(tmp_path, train_on_both_drivers):
     """2 000 CartPole steps on the host loop and on the jitted driver, side by side."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    common = ["--env", ENV, "--algo", "sac-discrete", "--total-steps", "2000", "--no-progress"]
-    common += ["--learning-starts", "500", "--eval-episodes", "2"]
-    procs = {
-        driver: subprocess.Popen(
-            [
-                str(SOFTEQ),
-                "train",
-                *common,
-                "--driver",
-                driver,
-                "--run-dir",
-                str(tmp_path / driver),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for driver in ("host", "jit")
-    }
-    for driver, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, (driver, err)
+    for driver, (out, metrics) in train_on_both_drivers("sac-discrete", tmp_path).items():
         assert "greedy policy" in out, driver  # classic control evaluates the actor's argmax
-    host = read_metrics(tmp_path / "host")
-    jit = read_metrics(tmp_path / "jit" / "seed-0")
-    for metrics in (host, jit):
         for tag in ("critic_loss", "actor_loss", "temperature", "entropy"):
             assert np.isfinite(metrics[f"learner/{tag}"][1]).all(), tag
     assert jit_loop.read_summary(tmp_path / "jit")["algo"] == "sac-discrete"
