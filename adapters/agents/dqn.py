@@ -112,6 +112,30 @@ def dqn_targets(target_params, batch: replay.NStepBatch, *, apply, config: DQNCo
     return jax.lax.stop_gradient(targets)
 
 
+def huber_regression(q: jax.Array, actions: jax.Array, targets: jax.Array, *, delta: float):
+    """Mean Huber loss (threshold `delta`) of Q(s_i, a_i) against fixed `targets`.
+
+    Args:
+      q: `[B, A]` online Q-values.
+      actions: `[B]` int actions taken.
+      targets: `[B]` regression targets (already without gradient).
+      delta: the Huber threshold.
+
+    Returns:
+      `(loss [], metrics dict)`: the loss, the mean Q-value taken, the mean target and
+      the mean absolute TD error.
+    """
+    q_taken = jnp.take_along_axis(q, actions[:, None], axis=-1)[:, 0]
+    loss = jnp.mean(optax.losses.huber_loss(q_taken, targets, delta=delta))
+    metrics = {
+        "loss": loss,
+        "q_mean": jnp.mean(q_taken),
+        "target_mean": jnp.mean(targets),
+        "td_abs_mean": jnp.mean(jnp.abs(targets - q_taken)),
+    }
+    return loss, metrics
+
+
 def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: DQNConfig):
     """Mean Huber loss between Q(s_i, a_i) and the targets of `dqn_targets`.
 
@@ -128,15 +152,7 @@ def dqn_loss(params, target_params, batch: replay.NStepBatch, *, apply, config: 
     """
     q = apply(params, batch.obs)
     targets = dqn_targets(target_params, batch, apply=apply, config=config)
-    q_taken = jnp.take_along_axis(q, batch.actions[:, None], axis=-1)[:, 0]
-    loss = jnp.mean(optax.losses.huber_loss(q_taken, targets, delta=config.huber_delta))
-    metrics = {
-        "loss": loss,
-        "q_mean": jnp.mean(q_taken),
-        "target_mean": jnp.mean(targets),
-        "td_abs_mean": jnp.mean(jnp.abs(targets - q_taken)),
-    }
-    return loss, metrics
+    return huber_regression(q, batch.actions, targets, delta=config.huber_delta)
 
 
 def learner_update_for(loss):

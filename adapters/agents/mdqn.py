@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from softeq.adapters import replay
 from softeq.adapters.agents import dqn
@@ -91,15 +90,7 @@ def mdqn_loss(
     """
     q = apply(params, batch.obs)
     targets = munchausen_dqn_targets(target_params, batch, apply=apply, config=config)
-    q_taken = jnp.take_along_axis(q, batch.actions[:, None], axis=-1)[:, 0]
-    loss = jnp.mean(optax.losses.huber_loss(q_taken, targets, delta=config.huber_delta))
-    metrics = {
-        "loss": loss,
-        "q_mean": jnp.mean(q_taken),
-        "target_mean": jnp.mean(targets),
-        "td_abs_mean": jnp.mean(jnp.abs(targets - q_taken)),
-    }
-    return loss, metrics
+    return dqn.huber_regression(q, batch.actions, targets, delta=config.huber_delta)
 
 
 #: The pure learner update `(DQNLearnerState, NStepBatch) -> (DQNLearnerState, metrics)`:
