@@ -18,7 +18,8 @@ mean) come with 95% stratified-bootstrap intervals (Agarwal et al. 2021);
 Files written into `OUT/EXPERIMENT/SUITE/report/`:
 
 * `scores.csv` — one row per run (game, variant, seed, score, normalised score,
-  final evaluation, diverged-at step, env steps);
+  final evaluation, diverged-at step, env steps, and the mean length of the
+  episodes behind the score: whether a target makes episodes longer or shorter);
 * `aggregates.csv` — per variant: IQM, median and mean of normalised scores
   with their intervals;
 * `verdicts.md` / `verdicts.json` — one row per claim of the paper;
@@ -85,17 +86,19 @@ class RunRecord:
     diverged_at: int | None
     env_steps: int
     seed_dir: Path
+    episode_length: float = math.nan
 
 
-def tail_score(seed_dir: Path, total_steps: int) -> float:
-    """Mean return of the training episodes ending in the last 10% of the budget."""
+def tail_score(seed_dir: Path, total_steps: int, *, tag: str = "train/episode_return") -> float:
+    """Mean of `tag` over the training episodes ending in the last 10% of the budget
+    (the return by default; `"train/episode_length"` gives their mean length)."""
     metrics = read_metrics(seed_dir)
-    if "train/episode_return" not in metrics:
+    if tag not in metrics:
         return math.nan
-    steps, returns = metrics["train/episode_return"]
-    tail = returns[steps >= (1.0 - TAIL_FRACTION) * total_steps]
+    steps, values = metrics[tag]
+    tail = values[steps >= (1.0 - TAIL_FRACTION) * total_steps]
     if tail.size == 0:  # episodes longer than the tail: the last one that ended
-        tail = returns[-1:]
+        tail = values[-1:]
     return float(np.mean(tail)) if tail.size else math.nan
 
 
@@ -114,16 +117,20 @@ def collect_runs(plan: Plan) -> list[RunRecord]:
                 entry = summary["seeds"][str(seed)]
                 seed_dir = done[seed] / seed_dirname(seed)
                 final_eval = entry.get("final_eval_return")
+                total_steps = int(summary["total_steps"])
                 records.append(
                     RunRecord(
                         game=game,
                         variant=variant.label,
                         seed=seed,
-                        score=tail_score(seed_dir, int(summary["total_steps"])),
+                        score=tail_score(seed_dir, total_steps),
                         final_eval=math.nan if final_eval is None else float(final_eval),
                         diverged_at=entry.get("diverged_at"),
                         env_steps=int(entry["env_steps"]),
                         seed_dir=seed_dir,
+                        episode_length=tail_score(
+                            seed_dir, total_steps, tag="train/episode_length"
+                        ),
                     )
                 )
     return records
@@ -600,6 +607,7 @@ def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> lis
                 "final_eval_return": r.final_eval,
                 "diverged_at": "" if r.diverged_at is None else r.diverged_at,
                 "env_steps": r.env_steps,
+                "episode_length": r.episode_length,
             }
             for r in records
         ]

@@ -43,6 +43,7 @@ def _check_report(report: Path, claim_count: int, seeds: int) -> dict:
     with open(report / "scores.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len({(r["game"], r["variant"]) for r in rows}) * seeds == len(rows)
+    assert all(float(r["episode_length"]) >= 1 for r in rows)  # every run ended episodes
     return verdicts
 
 

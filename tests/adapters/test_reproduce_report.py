@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from softeq.adapters import reproduce, reproduce_report
@@ -88,3 +89,16 @@ def test_compute_spent_counts_a_shared_program_once_and_the_longer_clock(tmp_pat
     ]
     wall, steps, programs = reproduce_report.compute_spent(records)
     assert (wall, steps, programs) == (600.0 + 900.0 + 50.0, 400, 3)
+
+
+def test_the_score_and_the_episode_length_average_the_episodes_of_the_last_tenth(tmp_path):
+    rows = ["env_step,time_s,tag,value"]
+    for step, ret, length in [(500, 1.0, 10), (950, 4.0, 30), (1000, 6.0, 50)]:
+        rows += [f"{step},1.0,train/episode_return,{ret}",
+                 f"{step},1.0,train/episode_length,{length}"]  # fmt: skip
+    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    assert reproduce_report.tail_score(tmp_path, 1000) == 5.0  # steps 900-1000 only
+    assert reproduce_report.tail_score(tmp_path, 1000, tag="train/episode_length") == 40.0
+    # no episode ended in the last tenth: the last one that ended stands for it
+    assert reproduce_report.tail_score(tmp_path, 5000) == 6.0
+    assert math.isnan(reproduce_report.tail_score(tmp_path, 1000, tag="eval/return"))
