@@ -119,33 +119,54 @@ def kill_in_checkpoint_write() -> Callable[..., None]:
     return _kill_in_checkpoint_write
 
 
+def _softeq_side_by_side(
+    runs: list[tuple[list[str], dict[str, str]]], *, timeout: float = 900
+) -> list[tuple[str, str]]:
+    """Starts `softeq *argv` with environment `env` for each `(argv, env)` at once, waits
+    for all (killing any left at the timeout), checks that each exited 0 and returns
+    their `(stdout, stderr)`."""
+    softeq = Path(sys.executable).with_name("softeq")
+    procs = [
+        subprocess.Popen(
+            [str(softeq), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for argv, env in runs
+    ]
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, (out[-2000:], err[-2000:])
+    return outputs
+
+
+@pytest.fixture(scope="session")
+def softeq_side_by_side() -> Callable[..., list[tuple[str, str]]]:
+    """`softeq_side_by_side([(argv, env), ...], timeout=900)`: `softeq` commands run at
+    once, each checked to exit 0 (see `_softeq_side_by_side`)."""
+    return _softeq_side_by_side
+
+
 def _train_on_both_drivers(algo: str, run_root: Path) -> dict[str, tuple[str, dict]]:
     """`softeq train --algo algo` for 2 000 CartPole steps on the host loop and on the
     jitted driver, side by side; per driver its stdout and its metrics (the jitted
     run's seed 0). Asserts that both exit 0."""
     from softeq.adapters.logger import read_metrics
 
-    softeq = Path(sys.executable).with_name("softeq")
     common = ["--env", "CartPole-v1", "--algo", algo, "--total-steps", "2000", "--no-progress"]
     common += ["--learning-starts", "500", "--eval-episodes", "2"]
-    procs = {
-        driver: subprocess.Popen(
-            [str(softeq), "train", *common, "--driver", driver, "--run-dir", run_root / driver],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        for driver in ("host", "jit")
-    }
-    outputs = {}
-    for driver, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, (driver, err)
-        outputs[driver] = out
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    drivers = ("host", "jit")
+    outputs = _softeq_side_by_side(
+        [(["train", *common, "--driver", d, "--run-dir", str(run_root / d)], env) for d in drivers],
+        timeout=300,
+    )
     return {
-        "host": (outputs["host"], read_metrics(run_root / "host")),
-        "jit": (outputs["jit"], read_metrics(run_root / "jit" / "seed-0")),
+        "host": (outputs[0][0], read_metrics(run_root / "host")),
+        "jit": (outputs[1][0], read_metrics(run_root / "jit" / "seed-0")),
     }
 
 

@@ -96,28 +96,9 @@ TRAIN = [
 ]
 
 
-def _train_side_by_side(runs: list[tuple[list[str], dict]]) -> list[tuple[str, str]]:
-    """Starts `softeq train TRAIN + args` for each `(args, env)` at once; waits for all,
-    checks that each exited 0 and returns their `(stdout, stderr)`."""
-    procs = [
-        subprocess.Popen(
-            [str(SOFTEQ), *TRAIN, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**SUBPROCESS_ENV, **env},
-        )
-        for args, env in runs
-    ]
-    try:
-        outputs = [p.communicate(timeout=900) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for proc, (out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, (out[-2000:], err[-2000:])
-    return outputs
+def _train(runs: list[tuple[list[str], dict]]) -> list[tuple[str, dict]]:
+    """`softeq train TRAIN + args` runs, each with `env` added to the subprocess environment."""
+    return [([*TRAIN, *args], {**SUBPROCESS_ENV, **env}) for args, env in runs]
 
 
 def _final_state(run_dir: Path) -> list[np.ndarray]:
@@ -125,7 +106,7 @@ def _final_state(run_dir: Path) -> list[np.ndarray]:
     return [np.asarray(getattr(leaf, "data", leaf)) for leaf in ck.read_checkpoint(path)["state"]]
 
 
-def test_two_processes_train_one_learner_equal_to_one_process(tmp_path):
+def test_two_processes_train_one_learner_equal_to_one_process(tmp_path, softeq_side_by_side):
     """`softeq train` over 2 processes (1 CPU device each, gloo) = 1 process, same global batch.
 
     Both runs train seed 0 with 8 CartPole envs for 16 a2c updates. With two
@@ -145,12 +126,14 @@ def test_two_processes_train_one_learner_equal_to_one_process(tmp_path):
     def process_flags(i):
         return ["--num-processes", "2", "--process-id", str(i)]
 
-    outputs = _train_side_by_side(
-        [
-            (["--run-dir", str(two), "--coordinator-address", address, *process_flags(i)], {})
-            for i in range(2)
-        ]
-        + [(["--run-dir", str(one)], {})]
+    outputs = softeq_side_by_side(
+        _train(
+            [
+                (["--run-dir", str(two), "--coordinator-address", address, *process_flags(i)], {})
+                for i in range(2)
+            ]
+            + [(["--run-dir", str(one)], {})]
+        )
     )
     assert "1 seed shard(s) x 2 env shard(s), 2 processes" in outputs[0][0]
     assert "run folder" not in outputs[1][0]  # process 1 prints no status lines
@@ -187,7 +170,7 @@ def _slurm_job_with_a_free_port() -> int:
     raise RuntimeError("no free port in JAX's range for Slurm coordinators")
 
 
-def test_distributed_finds_the_processes_from_the_cluster(tmp_path):
+def test_distributed_finds_the_processes_from_the_cluster(tmp_path, softeq_side_by_side):
     """`softeq train --distributed` with none of the three flags, as `srun -n 2` starts it:
     JAX reads the coordinator, process count and ids from Slurm's variables."""
     job = {
@@ -197,8 +180,8 @@ def test_distributed_finds_the_processes_from_the_cluster(tmp_path):
         "SLURM_STEP_NUM_NODES": "1",
     }
     args = ["--run-dir", str(tmp_path / "run"), "--distributed"]
-    outputs = _train_side_by_side(
-        [(args, {**job, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)}) for i in range(2)]
+    outputs = softeq_side_by_side(
+        _train([(args, {**job, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)}) for i in range(2)])
     )
     assert "1 seed shard(s) x 2 env shard(s), 2 processes" in outputs[0][0]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
