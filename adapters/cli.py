@@ -684,6 +684,7 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
         seeds=ns.seeds,
         total_steps=ns.total_steps,
         out_dir=ns.out,
+        report_dir=ns.report_dir,
     )
     if ns.status:
         for line in reproduce_report.progress_lines(plan, max_lanes=ns.max_lanes):
@@ -691,7 +692,7 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
         return 0
     if not ns.report_only:
         reproduce.run_plan(plan, workers=ns.workers, max_lanes=ns.max_lanes)
-    files = reproduce_report.write_report(plan, ns.report_dir)
+    files = reproduce_report.write_report(plan)
     print()
     print(next(p for p in files if p.name == "verdicts.md").read_text())
     for path in files:
@@ -841,7 +842,10 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint, an estimate of the time left) and exit; runs and writes nothing",
     )
     p.add_argument(
-        "--report-dir", default=None, help="where the report goes (OUT/EXPERIMENT/SUITE/report)"
+        "--report-dir",
+        default=None,
+        help="where the report and its run cards go (OUT/EXPERIMENT/SUITE/report); a run "
+        "with a card there counts as finished even where its run folder is gone",
     )
     p.set_defaults(func=cmd_reproduce)
 

@@ -27,13 +27,16 @@ programs of their own. Layout under `--out`:
     OUT/EXPERIMENT/SUITE/programs/GAME/<V1>+<V2>/seeds-<a>-<b>/   a shared program:
         its log, lanes.json and checkpoints (each member batch also gets its own)
     OUT/EXPERIMENT/SUITE/report/                   scores.csv, verdicts.md, *.png
+        runs/GAME/VARIANT/seed-<s>.json            a run card per finished run
 
-Resuming: a batch folder with a `summary.json` is finished and never redone; an
-interrupted shared program continues from its newest checkpoint (exact state),
-and so does a batch that trained alone; seeds not in any batch get new
-batches. Running the same command again after an interruption therefore does
-only the work that is left. Changing the budget of a started reproduction is
-refused (use another `--out`).
+Resuming: a batch folder with a `summary.json` is finished and never redone,
+and so is a run with a card in the report folder (`--report-dir`) even where
+its run folder is gone (`softeq.adapters.run_cards`: commit the report folder
+and a reproduction continues on another machine); an interrupted shared program
+continues from its newest checkpoint (exact state), and so does a batch that
+trained alone; seeds not in any batch get new batches. Running the same command
+again after an interruption therefore does only the work that is left. Changing
+the budget of a started reproduction is refused (use another `--out`).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from types import MappingProxyType
 from typing import Any
 
 from softeq.adapters import reproduce_claims as claims
-from softeq.adapters import stall
+from softeq.adapters import run_cards, stall
 from softeq.adapters.atomic_file import write_json
 from softeq.adapters.run_config import ConfigError
 
@@ -244,10 +247,21 @@ class Plan:
     seeds: tuple[int, ...]
     total_steps: int | None  # None: the suite's budget per algorithm
     out_dir: Path
+    report_dir: Path | None = None  # None: `root / "report"`
 
     @property
     def root(self) -> Path:
         return self.out_dir / self.experiment.name / self.suite.name
+
+    @property
+    def report_root(self) -> Path:
+        """The report folder, with a run card per finished run (`softeq.adapters.run_cards`)."""
+        return self.report_dir if self.report_dir is not None else self.root / "report"
+
+    def finished_seeds(self, game: str, variant: Variant) -> set[int]:
+        """Seeds of `variant` on `game` with a finished run folder or a run card."""
+        done = set(finished_runs(self.variant_dir(game, variant)))
+        return done | run_cards.recorded_seeds(self.report_root, game, variant.label)
 
     def budget(self, variant: Variant) -> int:
         return self.total_steps or self.suite.total_steps(variant.algo)
@@ -272,6 +286,7 @@ def make_plan(
     seeds: Sequence[int] | None = None,
     total_steps: int | None = None,
     out_dir: str | os.PathLike = "runs/reproduce",
+    report_dir: str | os.PathLike | None = None,
 ) -> Plan:
     """Checks the arguments of `softeq reproduce` and resolves them into a `Plan`."""
     if experiment not in EXPERIMENTS:
@@ -299,6 +314,7 @@ def make_plan(
         seeds=tuple(int(s) for s in seeds) if seeds else tuple(range(chosen.default_seeds)),
         total_steps=total_steps,
         out_dir=Path(out_dir),
+        report_dir=None if report_dir is None else Path(report_dir),
     )
 
 
@@ -372,6 +388,40 @@ def _check_plan_file(plan: Plan) -> None:
         {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_description()}
     )
     write_json(path, record)
+
+
+def checked_cards(plan: Plan) -> dict[tuple[str, str, int], run_cards.RunRecord]:
+    """The run cards of the plan's report folder, keyed `(game, variant, seed)`, each
+    checked to hold a run of this plan's budget and softeq's current config."""
+    cards = run_cards.read_cards(
+        plan.report_root, experiment=plan.experiment.name, suite=plan.suite.name
+    )
+    labels = {v.label: v for v in plan.experiment.variants}
+    for (game, label, seed), card in cards.items():
+        if label not in labels or game not in plan.suite.games:
+            raise run_cards.CardError(
+                f"run card {run_cards.card_path(plan.report_root, game, label, seed)}: "
+                f"variant {label!r} on {game!r}; allowed: the variants "
+                f"({', '.join(labels)}) and games of {plan.experiment.name} {plan.suite.name}"
+            )
+        variant = labels[label]
+        where = run_cards.card_path(plan.report_root, game, label, seed)
+        if card.budget != plan.budget(variant):
+            raise ConfigError(
+                "--total-steps",
+                plan.total_steps,
+                f"run card {where} holds a run of {card.budget:,} env steps, this plan's "
+                f"budget is {plan.budget(variant):,}; use another --report-dir",
+            )
+        config = json.loads(json.dumps(dataclasses.asdict(plan.config(game, variant))))
+        if card.config is not None and dict(card.config) != config:
+            raise ConfigError(
+                "--report-dir",
+                str(plan.report_root),
+                f"run card {where} holds a run trained with other hyperparameters than "
+                f"softeq's current defaults for {plan.experiment.name}; use another --report-dir",
+            )
+    return cards
 
 
 def batch_dirname(seeds: Sequence[int]) -> str:
@@ -483,7 +533,7 @@ def _game_programs(plan: Plan, game: str, max_lanes: int | None) -> tuple[list[P
     reused = 0
     for v in plan.experiment.variants:
         vdir = plan.variant_dir(game, v)
-        done = finished_runs(vdir)
+        done = plan.finished_seeds(game, v)
         wanted[v.label] = tuple(s for s in plan.seeds if s not in done)
         reused += len(plan.seeds) - len(wanted[v.label])
         unfinished[v.label] = [
@@ -655,6 +705,10 @@ def _run_program(plan: Plan, program: Program, *, out: Callable[[str], None]) ->
             out=lambda line: print(line, file=log, flush=True),
         )
     seconds = time.perf_counter() - start
+    from softeq.adapters.reproduce_report import write_cards
+
+    # Cards at once: what has finished survives the loss of the run folders.
+    write_cards(plan, games=(game,), variants=program.variants, seeds=seeds)
     shared = f", shared by {len(program.variants)} variants" if program.shared else ""
     # A program resumed at its last checkpoint only evaluates: it trained no step here.
     pace = "no steps left" if math.isnan(result.sps) else f"{result.sps:,.0f} steps/s per lane"
@@ -694,6 +748,7 @@ def run_plan(
     _check_count("--workers", workers)
     _check_max_lanes(max_lanes)
     _check_plan_file(plan)
+    checked_cards(plan)  # before any training: a card of another budget or config stops it
     todo, reused = plan_programs(plan, max_lanes=max_lanes)
     counts = {"reused": reused, "resumed": 0, "new": 0}
     for program in todo:
@@ -767,6 +822,7 @@ def _plan_arguments(plan: Plan) -> dict[str, Any]:
         seeds=plan.seeds,
         total_steps=plan.total_steps,
         out_dir=str(plan.out_dir),
+        report_dir=None if plan.report_dir is None else str(plan.report_dir),
     )
 
 

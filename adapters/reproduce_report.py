@@ -15,7 +15,8 @@ of the experiment on that game. Aggregates over runs and games (IQM, median,
 mean) come with 95% stratified-bootstrap intervals (Agarwal et al. 2021);
 `softeq.adapters.stats` computes them.
 
-Files written into `OUT/EXPERIMENT/SUITE/report/`:
+Files written into the report folder (`OUT/EXPERIMENT/SUITE/report/` unless
+`--report-dir` names another):
 
 * `scores.csv` — one row per run (game, variant, seed, score, normalised score,
   final evaluation, diverged-at step, env steps, and the mean length of the
@@ -27,7 +28,10 @@ Files written into `OUT/EXPERIMENT/SUITE/report/`:
   bootstrap band over seeds;
 * `aggregates.png` — IQM and median per variant with intervals;
 * `cosine.png` — experiment 3: the per-update cosine between the soft-Q and
-  the A2C gradient across training.
+  the A2C gradient across training;
+* `runs/GAME/VARIANT/seed-<s>.json` — a run card per finished run
+  (`softeq.adapters.run_cards`): the report is drawn from these, so it can be
+  redrawn, and the reproduction continued, where the run folders are gone.
 """
 
 from __future__ import annotations
@@ -54,11 +58,13 @@ from softeq.adapters.plots import (
     save_figure,
     smoothed_episode_returns,
 )
-from softeq.adapters.reproduce import Plan, finished_runs
+from softeq.adapters.reproduce import Plan, checked_cards, finished_runs, read_plan_file
+from softeq.adapters.run_cards import RunRecord, curve_grid, write_card
+
+__all__ = ["RunRecord", "collect_runs", "write_cards", "write_report"]
 
 RANDOM_SCORES_FILENAME = "random-scores.json"
 TAIL_FRACTION = 0.1
-CURVE_POINTS = 50
 BOOTSTRAP_REPS = 2000
 MIN_GAIN = 0.1
 
@@ -74,25 +80,13 @@ ATARI_RANDOM_SCORES = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class RunRecord:
-    """One finished run of one variant on one game."""
-
-    game: str
-    variant: str
-    seed: int
-    score: float
-    final_eval: float
-    diverged_at: int | None
-    env_steps: int
-    seed_dir: Path
-    episode_length: float = math.nan
-
-
 def tail_score(seed_dir: Path, total_steps: int, *, tag: str = "train/episode_return") -> float:
     """Mean of `tag` over the training episodes ending in the last 10% of the budget
     (the return by default; `"train/episode_length"` gives their mean length)."""
-    metrics = read_metrics(seed_dir)
+    return _tail_mean(read_metrics(seed_dir), total_steps, tag)
+
+
+def _tail_mean(metrics: dict, total_steps: int, tag: str) -> float:
     if tag not in metrics:
         return math.nan
     steps, values = metrics[tag]
@@ -102,38 +96,96 @@ def tail_score(seed_dir: Path, total_steps: int, *, tag: str = "train/episode_re
     return float(np.mean(tail)) if tail.size else math.nan
 
 
-def collect_runs(plan: Plan) -> list[RunRecord]:
-    """Every finished run of the plan's games, variants and seeds."""
+def record_from_folder(plan: Plan, game: str, label: str, seed: int, batch: Path) -> RunRecord:
+    """The record of one finished run, read from its batch folder."""
     from softeq.adapters.jit_loop import read_summary, seed_dirname
 
+    summary = read_summary(batch)
+    entry = summary["seeds"][str(seed)]
+    seed_dir = batch / seed_dirname(seed)
+    metrics = read_metrics(seed_dir)
+    total_steps = int(summary["total_steps"])
+    env_steps = int(entry["env_steps"])
+    final_eval = entry.get("final_eval_return")
+    grid = curve_grid(env_steps)
+    curve = cosine = None
+    if "train/episode_return" in metrics:
+        steps, returns = smoothed_episode_returns(*metrics["train/episode_return"])
+        curve = tuple(float(x) for x in interpolate_on_grid(steps, returns, grid))
+    if "learner/grad_cosine" in metrics:
+        cosine = tuple(float(x) for x in interpolate_on_grid(*metrics["learner/grad_cosine"], grid))
+    variant = plan.experiment.variant(label)
+    return RunRecord(
+        game=game,
+        variant=label,
+        seed=seed,
+        score=_tail_mean(metrics, total_steps, "train/episode_return"),
+        final_eval=math.nan if final_eval is None else float(final_eval),
+        diverged_at=entry.get("diverged_at"),
+        env_steps=env_steps,
+        episode_length=_tail_mean(metrics, total_steps, "train/episode_length"),
+        budget=total_steps,
+        curve=curve,
+        cosine=cosine,
+        program=_program_name(plan, summary.get("program", str(batch))),
+        # Summaries written before softeq counted earlier sittings hold the last
+        # sitting only; the metrics clock runs across sittings (compilation aside).
+        program_wall_s=max(float(summary["wall_s"]), _metrics_clock(seed_dir)),
+        config=json.loads(json.dumps(dataclasses.asdict(plan.config(game, variant)))),
+        machines=tuple(sorted({s["machine"] for s in read_plan_file(plan).get("sittings", [])})),
+        provenance=f"run folder {batch.relative_to(plan.root).as_posix()}"
+        if batch.is_relative_to(plan.root)
+        else f"run folder {batch}",
+    )
+
+
+def _program_name(plan: Plan, program: str) -> str:
+    """A program's folder relative to the reproduction's root (the same on every machine)."""
+    path, root = Path(program).resolve(), plan.root.resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else program
+
+
+def collect_runs(plan: Plan) -> list[RunRecord]:
+    """Every finished run of the plan's games, variants and seeds: read from its run
+    folder where there is one, else from its card in the report folder."""
+    cards = checked_cards(plan)
     records = []
     for game in plan.games:
         for variant in plan.experiment.variants:
             done = finished_runs(plan.variant_dir(game, variant))
             for seed in plan.seeds:
-                if seed not in done:
-                    continue
-                summary = read_summary(done[seed])
-                entry = summary["seeds"][str(seed)]
-                seed_dir = done[seed] / seed_dirname(seed)
-                final_eval = entry.get("final_eval_return")
-                total_steps = int(summary["total_steps"])
-                records.append(
-                    RunRecord(
-                        game=game,
-                        variant=variant.label,
-                        seed=seed,
-                        score=tail_score(seed_dir, total_steps),
-                        final_eval=math.nan if final_eval is None else float(final_eval),
-                        diverged_at=entry.get("diverged_at"),
-                        env_steps=int(entry["env_steps"]),
-                        seed_dir=seed_dir,
-                        episode_length=tail_score(
-                            seed_dir, total_steps, tag="train/episode_length"
-                        ),
-                    )
-                )
+                if seed in done:
+                    records.append(record_from_folder(plan, game, variant.label, seed, done[seed]))
+                elif (game, variant.label, seed) in cards:
+                    records.append(cards[(game, variant.label, seed)])
     return records
+
+
+def write_cards(
+    plan: Plan,
+    *,
+    games: Sequence[str] | None = None,
+    variants: Sequence[Any] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[Path]:
+    """Writes the card of every finished run folder of the plan (or of the `games`,
+    `variants` and `seeds` given) into the report folder; returns their paths."""
+    written = []
+    for game in plan.games if games is None else games:
+        for variant in plan.experiment.variants if variants is None else variants:
+            done = finished_runs(plan.variant_dir(game, variant))
+            for seed in plan.seeds if seeds is None else seeds:
+                if seed in done:
+                    record = record_from_folder(plan, game, variant.label, seed, done[seed])
+                    written.append(
+                        write_card(
+                            plan.report_root,
+                            record,
+                            experiment=plan.experiment.name,
+                            suite=plan.suite.name,
+                        )
+                    )
+    return written
 
 
 def random_scores(games: Sequence[str], cache: Path, *, episodes: int = 200) -> dict[str, float]:
@@ -272,19 +324,13 @@ def _diverged(by_key: dict, game: str, variant: str, seed: int) -> bool:
     return by_key[(game, variant, seed)].diverged_at is not None
 
 
-def _learning_curve(seed_dir: Path, grid: np.ndarray) -> np.ndarray:
-    metrics = read_metrics(seed_dir)
-    if "train/episode_return" not in metrics:
-        return np.full(grid.shape, np.nan)
-    steps, returns = smoothed_episode_returns(*metrics["train/episode_return"])
-    return interpolate_on_grid(steps, returns, grid)
-
-
-def _cosine_curve(seed_dir: Path, grid: np.ndarray) -> np.ndarray:
-    metrics = read_metrics(seed_dir)
-    if "learner/grad_cosine" not in metrics:
-        return np.full(grid.shape, np.nan)
-    return interpolate_on_grid(*metrics["learner/grad_cosine"], grid)
+def _on_grid(record: RunRecord, grid: np.ndarray, *, cosine: bool) -> np.ndarray:
+    """A record's curve (or gradient cosine) on `grid`; NaN past the run's end."""
+    values = np.array(record.cosine if cosine else record.curve, dtype=float)
+    own = curve_grid(record.env_steps)
+    if own.shape == grid.shape and np.array_equal(own, grid):
+        return values
+    return np.interp(grid, own, values, right=np.nan)
 
 
 def _curve_band(curves: np.ndarray, rng: np.random.Generator):
@@ -316,13 +362,17 @@ def plot_curves(
     rng = np.random.default_rng(0)
     for ax, game in zip(axes.flat, games, strict=False):
         for label in labels:
-            runs = [r for r in records if r.game == game and r.variant == label]
+            runs = [
+                r
+                for r in records
+                if r.game == game
+                and r.variant == label
+                and (r.cosine if cosine else r.curve) is not None
+            ]
             if not runs:
                 continue
-            end = max(r.env_steps for r in runs)
-            grid = np.linspace(0, end, CURVE_POINTS)
-            read = _cosine_curve if cosine else _learning_curve
-            curves = np.stack([read(r.seed_dir, grid) for r in runs])
+            grid = curve_grid(max(r.env_steps for r in runs))
+            curves = np.stack([_on_grid(r, grid, cosine=cosine) for r in runs])
             mean, low, high = _curve_band(curves, rng)
             (line,) = ax.plot(grid, mean, label=f"{label} (n={len(runs)})")
             ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -437,23 +487,15 @@ def command_line(plan: Plan) -> str:
 def compute_spent(records: Sequence[RunRecord]) -> tuple[float, int, int]:
     """(wall seconds of the programs, env steps of all runs, programs) of finished runs.
 
-    A program shared by several variants is counted once: its members' summaries
-    name it (`program`) and all hold its wall time.
+    A program shared by several variants or seeds is counted once: their records
+    name it alike (`RunRecord.program`), each with its wall time.
     """
-    from softeq.adapters.jit_loop import read_summary
-
-    by_batch: dict[Path, list[Path]] = {}
-    for record in records:
-        by_batch.setdefault(record.seed_dir.parent, []).append(record.seed_dir)
     walls: dict[str, float] = {}
-    for batch, seed_dirs in by_batch.items():
-        summary = read_summary(batch)
-        program = summary.get("program", str(batch))
-        # Summaries written before softeq counted earlier sittings hold the last
-        # sitting only; the metrics clock runs across sittings (compilation aside).
-        clock = max(_metrics_clock(seed_dir) for seed_dir in seed_dirs)
-        walls[program] = max(walls.get(program, 0.0), float(summary["wall_s"]), clock)
-    return sum(walls.values()), sum(r.env_steps for r in records), len(walls)
+    counts: dict[str, int] = {}
+    for record in records:
+        walls[record.program] = max(walls.get(record.program, 0.0), record.program_wall_s)
+        counts[record.program] = max(counts.get(record.program, 1), record.program_count)
+    return sum(walls.values()), sum(r.env_steps for r in records), sum(counts.values())
 
 
 def progress_lines(plan: Plan, *, max_lanes: int | None = None) -> list[str]:
@@ -533,10 +575,11 @@ def verdict_markdown(
     records: Sequence[RunRecord],
     scope: tuple[tuple[str, ...], tuple[int, ...]],
 ) -> str:
-    from softeq.adapters.reproduce import read_plan_file
-
     wall, steps, programs = compute_spent(records)
-    machines = sorted({s["machine"] for s in read_plan_file(plan).get("sittings", [])})
+    machines = sorted(
+        {s["machine"] for s in read_plan_file(plan).get("sittings", [])}
+        | {m for r in records for m in r.machines}
+    )
     scope_games, scope_seeds = scope
     lines = [
         f"# {plan.experiment.name} ({plan.experiment.section}): {plan.experiment.title}",
@@ -578,17 +621,18 @@ def _finite(tree: Any) -> Any:
     return tree
 
 
-def write_report(plan: Plan, report_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Recomputes and writes the report of `plan` from its run folders; returns the files.
+def write_report(plan: Plan) -> list[Path]:
+    """Recomputes and writes the report of `plan` into `plan.report_root`; returns the files.
 
-    Args:
-      plan: the reproduction.
-      report_dir: where the report goes (default `OUT/EXPERIMENT/SUITE/report`).
+    The run folders' cards are written first; the report is then drawn from every
+    finished run, run folder or card (`collect_runs`).
     """
-    report = Path(report_dir) if report_dir is not None else plan.root / "report"
+    report = plan.report_root
     report.mkdir(parents=True, exist_ok=True)
+    write_cards(plan)
     records = collect_runs(plan)
-    random = random_scores(plan.games, plan.out_dir / RANDOM_SCORES_FILENAME)
+    # Kept beside the cards: a report redrawn elsewhere normalises by the same numbers.
+    random = random_scores(plan.games, report / RANDOM_SCORES_FILENAME)
     scope = statistics_scope(plan, records)
     scope_games, scope_seeds = scope
     scores, normalised = score_table(plan, records, random, scope)

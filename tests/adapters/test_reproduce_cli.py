@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,6 +168,34 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
         "12 finished runs in 2 jitted programs"
         in (_report(cut, "experiment-3", "classic") / "verdicts.md").read_text()
     )
+
+    # Another machine with the report folder alone (a clone of a repository that
+    # committed it): its run cards count as finished runs and the report is redrawn
+    # from them, the same table, figures and compute.
+    whole_report = _report(tmp_path / "whole", "experiment-3", "classic")
+    cards = sorted((whole_report / "runs").rglob("seed-*.json"))
+    assert len(cards) == 12
+    elsewhere = tmp_path / "clone" / "report"
+    shutil.copytree(whole_report, elsewhere)
+    for png in elsewhere.glob("*.png"):
+        png.unlink()
+    clone = tmp_path / "clone" / "runs"
+    again = _softeq(*args, "--out", str(clone), "--report-dir", str(elsewhere))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "12 runs, 12 already finished, 0 program(s) to run" in again.stdout
+    assert not (clone / "experiment-3" / "classic" / "runs").exists()
+    assert _scores(elsewhere) == _scores(whole_report)
+    assert table(tmp_path / "whole") == [
+        line for line in (elsewhere / "verdicts.md").read_text().splitlines()
+        if line.startswith("| ")
+    ]  # fmt: skip
+    compute = re.compile(r"Compute: .*? min of program time")
+    assert (
+        compute.search((elsewhere / "verdicts.md").read_text()).group()
+        == compute.search((whole_report / "verdicts.md").read_text()).group()
+    )
+    assert (elsewhere / "curves.png").stat().st_size > 10_000
+    assert (elsewhere / "cosine.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize(

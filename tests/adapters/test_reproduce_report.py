@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from softeq.adapters import reproduce, reproduce_report
 
@@ -24,7 +23,6 @@ def _records(done: set[tuple[str, str, int]]) -> list[reproduce_report.RunRecord
             final_eval=1.0,
             diverged_at=None,
             env_steps=1,
-            seed_dir=Path("unused"),
         )
         for g, v, s in sorted(done)
     ]
@@ -57,38 +55,47 @@ def test_nothing_finished_everywhere_gives_an_empty_scope():
     assert reproduce_report.statistics_scope(plan, records) == (GAMES, ())
 
 
-def test_compute_spent_counts_a_shared_program_once_and_the_longer_clock(tmp_path):
-    """A program shared by two variants counts once; an old summary that kept only its
-    last sitting's wall time gives way to the metrics clock, which runs across sittings."""
-    import json
+def test_compute_spent_counts_a_shared_program_once():
+    """Runs that name one program count its wall time once (the longest any of them
+    saw); a card standing for several programs counts them all."""
 
-    def run(folder: str, seed: int, *, wall: float, clock: float | None, program=None):
-        batch = tmp_path / folder
-        seed_dir = batch / f"seed-{seed}"
-        seed_dir.mkdir(parents=True, exist_ok=True)
-        summary = {"wall_s": wall} | ({"program": program} if program else {})
-        (batch / "summary.json").write_text(json.dumps(summary))
-        rows = ["env_step,time_s,tag,value"]
-        if clock is not None:
-            rows += [f"10,{clock / 2:.3f},train/episode_return,1.0",
-                     f"20,{clock:.3f},train/episode_return,2.0"]  # fmt: skip
-        (seed_dir / "metrics.csv").write_text("\n".join(rows) + "\n")
+    def run(variant: str, program: str, wall: float, count: int = 1):
         return reproduce_report.RunRecord(
-            game="g", variant=folder, seed=seed, score=1.0, final_eval=1.0,
-            diverged_at=None, env_steps=100, seed_dir=seed_dir,
+            game="g", variant=variant, seed=0, score=1.0, final_eval=1.0, diverged_at=None,
+            env_steps=100, program=program, program_wall_s=wall, program_count=count,
         )  # fmt: skip
 
     records = [
-        # two members of one shared program: its time counts once
-        run("a", 0, wall=600.0, clock=550.0, program="shared"),
-        run("b", 0, wall=600.0, clock=560.0, program="shared"),
-        # resumed before the fix: the summary holds the last sitting only
-        run("c", 0, wall=100.0, clock=900.0),
-        # no metrics rows at all
-        run("d", 0, wall=50.0, clock=None),
+        run("a", "programs/g/a+b/seeds-0", 550.0),  # two members of one shared program
+        run("b", "programs/g/a+b/seeds-0", 600.0),
+        run("c", "runs/g/c/seeds-0", 900.0),
+        run("d", "report of an earlier sitting", 3000.0, count=4),
+        run("e", "report of an earlier sitting", 3000.0, count=4),
     ]
     wall, steps, programs = reproduce_report.compute_spent(records)
-    assert (wall, steps, programs) == (600.0 + 900.0 + 50.0, 400, 3)
+    assert (wall, steps, programs) == (600.0 + 900.0 + 3000.0, 500, 1 + 1 + 4)
+
+
+def test_a_program_wall_time_is_the_longer_of_its_summary_and_its_metrics_clock(tmp_path):
+    """A summary written before softeq counted earlier sittings holds the last one
+    only; the metrics clock runs across sittings."""
+    import json
+
+    plan = reproduce.make_plan(
+        "experiment-1", games=["CartPole-v1"], seeds=[0], total_steps=100, out_dir=tmp_path
+    )
+    batch = plan.variant_dir("CartPole-v1", plan.experiment.variant("proper")) / "seeds-0"
+    (batch / "seed-0").mkdir(parents=True)
+    summary = {"wall_s": 100.0, "total_steps": 100, "seeds": {"0": {"env_steps": 100}}}
+    (batch / "summary.json").write_text(json.dumps(summary))
+    rows = ["env_step,time_s,tag,value", "50,450.000,train/episode_return,1.0",
+            "90,900.000,train/episode_return,3.0"]  # fmt: skip
+    (batch / "seed-0" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    record = reproduce_report.record_from_folder(plan, "CartPole-v1", "proper", 0, batch)
+    assert record.program_wall_s == 900.0
+    assert record.program == "runs/CartPole-v1/proper/seeds-0"
+    assert record.score == 3.0  # the episode ending at step 90, in the last tenth
+    assert record.curve is not None and len(record.curve) == 50
 
 
 def test_the_score_and_the_episode_length_average_the_episodes_of_the_last_tenth(tmp_path):
