@@ -352,7 +352,8 @@ def plot_curves(
     labels = (
         plan.experiment.cosine_variants if cosine else [v.label for v in plan.experiment.variants]
     )
-    games = [g for g in plan.games if any(r.game == g for r in records)]
+    drawn = [r for r in records if (r.cosine if cosine else r.curve) is not None]
+    games = [g for g in plan.games if any(r.game == g for r in drawn)]
     if not games or not labels:
         return None
     plt = _pyplot()
@@ -362,13 +363,7 @@ def plot_curves(
     rng = np.random.default_rng(0)
     for ax, game in zip(axes.flat, games, strict=False):
         for label in labels:
-            runs = [
-                r
-                for r in records
-                if r.game == game
-                and r.variant == label
-                and (r.cosine if cosine else r.curve) is not None
-            ]
+            runs = [r for r in drawn if r.game == game and r.variant == label]
             if not runs:
                 continue
             grid = curve_grid(max(r.env_steps for r in runs))
@@ -469,6 +464,18 @@ def _left_out_lines(
             "",
         ]
     return lines
+
+
+def _without_curves_lines(records: Sequence[RunRecord]) -> list[str]:
+    missing = sum(r.curve is None for r in records)
+    if not missing:
+        return []
+    return [
+        f"The learning curves show {len(records) - missing} of the {len(records)} runs; the "
+        f"other {missing} have none (cards written from an earlier report's scores before "
+        "run cards kept curves, or runs that ended no episode).",
+        "",
+    ]
 
 
 def command_line(plan: Plan) -> str:
@@ -599,6 +606,7 @@ def verdict_markdown(
         " env steps per run.",
         "",
         *_left_out_lines(plan, scores, scope_games),
+        *_without_curves_lines(records),
         "| claim | verdict | effect (normalised) | interval | P(a > b) | test |",
         "|---|---|---|---|---|---|",
     ]
