@@ -127,6 +127,11 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
     assert all(p.exists() for p in first)
     assert not (runs / "soft-q" / "seeds-0-1-2" / "summary.json").exists()
     before = [(p.read_text(), p.stat().st_mtime_ns) for p in first]
+    # The programs that finished left their run cards before the kill.
+    cards = root / "report" / "runs" / "CartPole-v1"
+    assert sorted(p.relative_to(cards).as_posix() for p in cards.rglob("*.json")) == sorted(
+        f"{v}/seed-{s}.json" for v in ("a2c", "a2c-c1_tau") for s in (0, 1, 2)
+    )
 
     # --status reads where it stands and runs nothing.
     status = _softeq(*args, "--out", str(cut), "--status")
