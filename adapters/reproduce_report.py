@@ -58,7 +58,13 @@ from softeq.adapters.plots import (
     save_figure,
     smoothed_episode_returns,
 )
-from softeq.adapters.reproduce import Plan, checked_cards, finished_runs, read_plan_file
+from softeq.adapters.reproduce import (
+    Plan,
+    Variant,
+    checked_cards,
+    finished_runs,
+    read_plan_file,
+)
 from softeq.adapters.run_cards import RunRecord, curve_grid, write_card
 
 __all__ = ["RunRecord", "collect_runs", "write_cards", "write_report"]
@@ -165,7 +171,7 @@ def write_cards(
     plan: Plan,
     *,
     games: Sequence[str] | None = None,
-    variants: Sequence[Any] | None = None,
+    variants: Sequence[Variant] | None = None,
     seeds: Sequence[int] | None = None,
 ) -> list[Path]:
     """Writes the card of every finished run folder of the plan (or of the `games`,
