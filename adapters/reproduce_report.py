@@ -587,6 +587,7 @@ def verdict_markdown(
     scores,
     records: Sequence[RunRecord],
     scope: tuple[tuple[str, ...], tuple[int, ...]],
+    random: dict[str, float],
 ) -> str:
     wall, steps, programs = compute_spent(records)
     machines = sorted(
@@ -621,7 +622,49 @@ def verdict_markdown(
             f"| {v.claim} | **{v.outcome}** | {_fmt(v.effect)} | "
             f"[{_fmt(v.low)}, {_fmt(v.high)}] | {_prob(v)} | {v.detail} |"
         )
+    lines += ["", *per_game_lines(plan, records, random)]
     return "\n".join(lines) + "\n"
+
+
+def per_game_lines(plan: Plan, records: Sequence[RunRecord], random: dict[str, float]) -> list[str]:
+    """A table of raw scores: per game (rows) and variant (columns), the mean score of the
+    finished runs with a 95% bootstrap interval over seeds and the number of runs."""
+    labels = [v.label for v in plan.experiment.variants]
+    games = [g for g in plan.games if any(r.game == g for r in records)]
+    if not games:
+        return []
+    lines = [
+        "Score per game: the mean over finished runs of each run's score (training return "
+        "over the last 10% of its env steps), its 95% bootstrap interval over seeds, and "
+        "the number of runs; random: a uniformly random policy.",
+        "",
+        "| game | random | " + " | ".join(labels) + " |",
+        "|---|---|" + "---|" * len(labels),
+    ]
+    rng = np.random.default_rng(0)
+    for game in games:
+        cells = []
+        for label in labels:
+            values = [r.score for r in records if r.game == game and r.variant == label]
+            values = [x for x in values if math.isfinite(x)]
+            if not values:
+                cells.append("–")
+                continue
+            band = stats.mean_curve_ci(np.array(values)[:, None], reps=BOOTSTRAP_REPS, rng=rng)
+            interval = (
+                f" [{_score(band.low[0])}, {_score(band.high[0])}]" if len(values) > 1 else ""
+            )
+            cells.append(f"{_score(band.mean[0])}{interval} ({len(values)})")
+        lines.append(f"| {game} | {_score(random[game])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _score(x: float) -> str:
+    """A raw score with three significant digits or so, without an exponent."""
+    if not math.isfinite(x):
+        return "n/a"
+    digits = 0 if abs(x) >= 100 else 1 if abs(x) >= 10 else 2
+    return f"{x:.{digits}f}"
 
 
 def _finite(tree: Any) -> Any:
@@ -692,7 +735,7 @@ def write_report(plan: Plan) -> list[Path]:
         )
         verdicts = [claims.undecided(claim, why) for claim in plan.experiment.claims]
     md = report / "verdicts.md"
-    md.write_text(verdict_markdown(plan, verdicts, scores, records, scope))
+    md.write_text(verdict_markdown(plan, verdicts, scores, records, scope, random))
     files.append(md)
     doc = {
         "experiment": plan.experiment.name,

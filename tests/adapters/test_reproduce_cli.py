@@ -34,16 +34,30 @@ def _report(out: Path, experiment: str, suite: str) -> Path:
     return out / experiment / suite / "report"
 
 
+def _table_rows(verdicts_md: Path) -> tuple[list[str], list[str]]:
+    """The rows (header included) of a verdicts.md's claim table and per-game score table."""
+    claims_part, _, games_part = verdicts_md.read_text().partition("Score per game")
+
+    def rows(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("| ")]
+
+    return rows(claims_part), rows(games_part)
+
+
 def _check_report(report: Path, claim_count: int, seeds: int) -> dict:
     assert (report / "curves.png").stat().st_size > 10_000
     verdicts = json.loads((report / "verdicts.json").read_text())
     assert len(verdicts["verdicts"]) == claim_count
     assert all(v["outcome"] in OUTCOMES for v in verdicts["verdicts"])
-    table = (report / "verdicts.md").read_text()
-    assert table.count("\n| ") == claim_count + 1  # header and one row per claim
+    claim_rows, game_rows = _table_rows(report / "verdicts.md")
+    assert len(claim_rows) == claim_count + 1  # header and one row per claim
     with open(report / "scores.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len({(r["game"], r["variant"]) for r in rows}) * seeds == len(rows)
+    games = {r["game"] for r in rows}
+    assert len(game_rows) == 1 + len(games)  # header and one row per game
+    per_game = len(rows) // (len(games) * seeds)  # variants, each with `seeds` runs
+    assert all(row.count(f"({seeds})") == per_game for row in game_rows[1:])
     assert all(float(r["episode_length"]) >= 1 for r in rows)  # every run ended episodes
     return verdicts
 
@@ -164,11 +178,12 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
     )
 
     # The verdict table too (its header names the folder and the wall time, which differ).
-    def table(out: Path) -> list[str]:
-        text = (_report(out, "experiment-3", "classic") / "verdicts.md").read_text()
-        return [line for line in text.splitlines() if line.startswith("| ")]
+    def table(out: Path, report: Path | None = None) -> list[str]:
+        report = report or _report(out, "experiment-3", "classic")
+        claim_rows, game_rows = _table_rows(report / "verdicts.md")
+        return claim_rows + game_rows
 
-    assert table(cut) == table(tmp_path / "whole") and len(table(cut)) == 4
+    assert table(cut) == table(tmp_path / "whole") and len(table(cut)) == 4 + 2
     assert (
         "12 finished runs in 2 jitted programs"
         in (_report(cut, "experiment-3", "classic") / "verdicts.md").read_text()
@@ -190,10 +205,7 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_i
     assert "12 runs, 12 already finished, 0 program(s) to run" in again.stdout
     assert not (clone / "experiment-3" / "classic" / "runs").exists()
     assert _scores(elsewhere) == _scores(whole_report)
-    assert table(tmp_path / "whole") == [
-        line for line in (elsewhere / "verdicts.md").read_text().splitlines()
-        if line.startswith("| ")
-    ]  # fmt: skip
+    assert table(tmp_path / "whole") == table(tmp_path / "clone", elsewhere)
     compute = re.compile(r"Compute: .*? min of program time")
     assert (
         compute.search((elsewhere / "verdicts.md").read_text()).group()

@@ -109,3 +109,27 @@ def test_the_score_and_the_episode_length_average_the_episodes_of_the_last_tenth
     # no episode ended in the last tenth: the last one that ended stands for it
     assert reproduce_report.tail_score(tmp_path, 5000) == 6.0
     assert math.isnan(reproduce_report.tail_score(tmp_path, 1000, tag="eval/return"))
+
+
+def test_the_per_game_table_gives_each_variants_mean_interval_and_runs():
+    plan = _plan()
+    records = [
+        reproduce_report.RunRecord(
+            game=GAMES[0],
+            variant="proper",
+            seed=s,
+            score=x,
+            final_eval=x,
+            diverged_at=None,
+            env_steps=1,
+        )
+        for s, x in enumerate([10.0, 20.0, 30.0])
+    ]
+    lines = reproduce_report.per_game_lines(plan, records, {g: 0.5 for g in GAMES})
+    assert lines[2] == "| game | random | proper | naive |"
+    row = lines[4]
+    assert row.startswith(f"| {GAMES[0]} | 0.50 | 20.0 [")
+    low, high = (float(x) for x in row.split("[")[1].split("]")[0].split(", "))
+    assert 10.0 <= low < 20.0 < high <= 30.0  # a bootstrap interval of the mean
+    assert row.endswith("] (3) | – |")  # naive has no finished run on this game
+    assert len(lines) == 5  # games without a finished run get no row
