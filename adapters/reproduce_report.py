@@ -65,7 +65,7 @@ from softeq.adapters.reproduce import (
     finished_runs,
     read_plan_file,
 )
-from softeq.adapters.run_cards import RunRecord, curve_grid, write_card
+from softeq.adapters.run_cards import RunRecord, curve_grid, rounded_curve, write_card
 
 __all__ = ["RunRecord", "collect_runs", "write_cards", "write_report"]
 
@@ -117,9 +117,9 @@ def record_from_folder(plan: Plan, game: str, label: str, seed: int, batch: Path
     curve = cosine = None
     if "train/episode_return" in metrics:
         steps, returns = smoothed_episode_returns(*metrics["train/episode_return"])
-        curve = tuple(float(x) for x in interpolate_on_grid(steps, returns, grid))
+        curve = rounded_curve(interpolate_on_grid(steps, returns, grid))
     if "learner/grad_cosine" in metrics:
-        cosine = tuple(float(x) for x in interpolate_on_grid(*metrics["learner/grad_cosine"], grid))
+        cosine = rounded_curve(interpolate_on_grid(*metrics["learner/grad_cosine"], grid))
     variant = plan.experiment.variant(label)
     return RunRecord(
         game=game,

@@ -30,12 +30,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from softeq.adapters.atomic_file import write_json
+from softeq.adapters.atomic_file import atomic_write
 
 CARD_FORMAT = 1
 CARDS_DIRNAME = "runs"
 #: Points of a card's curves: `curve_grid(env_steps)`, evenly spaced from 0.
 CURVE_POINTS = 50
+#: Significant digits a curve point keeps: ample for a figure, and half the bytes.
+CURVE_DIGITS = 6
 
 
 class CardError(ValueError):
@@ -73,6 +75,11 @@ class RunRecord:
     config: Mapping[str, Any] | None = None
     machines: tuple[str, ...] = ()
     provenance: str = ""
+
+
+def rounded_curve(values) -> tuple[float, ...]:
+    """A curve as a card keeps it: `CURVE_DIGITS` significant digits, NaN kept."""
+    return tuple(float(f"{float(x):.{CURVE_DIGITS}g}") for x in values)
 
 
 def curve_grid(env_steps: int):
@@ -121,7 +128,10 @@ def write_card(
         "provenance": record.provenance,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, doc)
+    # One field per line, each value compact: small, and a diff shows what changed.
+    fields = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in doc.items()]
+    with atomic_write(path) as fh:
+        fh.write("{\n" + ",\n".join(fields) + "\n}\n")
     return path
 
 
