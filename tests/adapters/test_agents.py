@@ -468,37 +468,38 @@ def _median_score(algo, seeds, *, total_steps, **overrides):
     return float(np.median(scores)), scores, runs[-1]
 
 
-@pytest.mark.parametrize(
-    ("algo", "overrides"), [("a2c", {}), ("a2c", {"entropy": "naive"}), ("soft-q", {})]
-)
-def test_actor_critic_learns_cartpole(algo, overrides, shift_seeds):
-    """80k steps (32 envs × 8-step rollouts, 312 updates), 5 seeds: median score ≥ 80.
+def test_actor_critic_learns_cartpole(shift_seeds):
+    """a2c, 80k steps (32 envs × 8-step rollouts, 312 updates), 5 seeds: median score ≥ 80.
 
     Per-seed scores measured over seeds 0–15 (`benchmarks.learning_margins`, sorted):
-    a2c proper 128 135 189 207 210 … 387 (min 128, median 245); a2c naive 79 126 129 144
-    149 … 361 (min 79, median 189); soft-q 132 156 178 205 208 …
-    381 (min 132, median 221). The median of 5 falls below 80 only
-    if 3 of 5 seeds do; the measured rate below 80 is at most 1 in 16 per seed (naive), so
-    about 10·(1/16)³ ≈ 0.2 % at worst. Random policy: ~22.
+    128 135 189 207 210 … 387 (min 128, median 245). The median of 5 falls below 80 only
+    if 3 of 5 seeds do, and none of 16 did. Random policy: ~22.
+
+    One algorithm is enough on the host loop: soft-q and naive entropy share its rollout
+    path and differ only in the loss, which the core's oracles test; the jitted driver's
+    learning tests train soft-q, and its update is checked equal to the host agent's
+    (`test_jit_driver.py`). The host loop is the slow path (about 1/23 of the jitted
+    driver's speed), so each host learning run costs a minute of CI.
     """
     median, scores, (_, agent, state) = _median_score(
-        algo, shift_seeds(*LEARNING_SEEDS), total_steps=80_000, **overrides
+        "a2c", shift_seeds(*LEARNING_SEEDS), total_steps=80_000
     )
     assert median >= 80.0, scores
     assert agent.trace_counts["learner_update"] == 1 and int(state.updates) == 312
 
 
 def test_dqn_learns_cartpole(shift_seeds):
-    """20k steps (4 envs, 1k warm-up, an update every 2 transitions), 5 seeds: median ≥ 80.
+    """20k steps (4 envs, 1k warm-up, an update every 2 transitions), 3 seeds: median ≥ 60.
 
     Per-seed scores measured over seeds 0–15 (`benchmarks.learning_margins`, sorted):
     hard target 109 128 131 138 141 152 … 298 (min 109, median 170); none of 16 fell
-    below 80, so 3 of 5 doing so is far rarer than for the actor-critic tests. Random
-    policy: ~22.
+    below 80, let alone 60, and the median of 3 falls below 60 only if 2 of 3 seeds do.
+    Random policy: ~22. Three seeds, not five: each host DQN run takes about 20 s of
+    quiet CPU (9 500 updates, one Python call each).
     """
     median, scores, (_, agent, state) = _median_score(
-        "dqn", shift_seeds(*LEARNING_SEEDS), total_steps=20_000
+        "dqn", shift_seeds(*LEARNING_SEEDS[:3]), total_steps=20_000
     )
-    assert median >= 80.0, scores
+    assert median >= 60.0, scores
     # 2 updates per call (4 transitions / train_every 2) from 1 000 transitions on
     assert agent.trace_counts["learner_update"] == 1 and int(state.updates) == 2 * 4_751

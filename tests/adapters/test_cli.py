@@ -300,6 +300,7 @@ def test_compare_with_host_loop_workers_trains_each_run_in_a_process(tmp_path):
     assert (out / "summary.csv").stat().st_size > 0
 
 
+@pytest.mark.fast_compile
 def test_force_replaces_the_old_run_and_keeps_the_users_files(tmp_path):
     """`train --force` over a folder holding another run: the run's files are replaced,
     anything else the user put there stays."""

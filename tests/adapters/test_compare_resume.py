@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ARGS = ["compare", "--env", "CartPole-v1", "--algos", "a2c", "dqn", "--seeds", "0", "1",
         "--total-steps", "3000", "--checkpoint-every", "500", "--eval-every", "0",
         "--eval-episodes", "2", "--workers", "1"]  # fmt: skip
@@ -28,6 +30,7 @@ def _summary(base: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.fast_compile
 def test_a_killed_comparison_resumes_to_the_uninterrupted_result(
     tmp_path, kill_in_checkpoint_write
 ):
@@ -55,6 +58,7 @@ def test_a_killed_comparison_resumes_to_the_uninterrupted_result(
 SHORT = ["compare", "--env", "CartPole-v1", "--algos", "a2c", "--seeds", "0", "--workers", "1"]
 
 
+@pytest.mark.fast_compile
 def test_resume_refuses_another_command_and_an_empty_folder(tmp_path):
     first = _softeq(*SHORT, "--total-steps", "600", "--run-dir", str(tmp_path / "c"))
     assert first.returncode == 0, first.stderr[-3000:]

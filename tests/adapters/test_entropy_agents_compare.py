@@ -12,10 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SOFTEQ = Path(sys.executable).with_name("softeq")
 ALGORITHMS = ("dqn", "mdqn", "sac-discrete", "a2c")
 
 
+@pytest.mark.fast_compile
 def test_compare_on_breakout_minatar_exits_0(tmp_path):
     argv = [str(SOFTEQ), "compare", "--env", "Breakout-MinAtar", "--algos", *ALGORITHMS]
     argv += ["--seeds", "0", "--total-steps", "5000", "--run-dir", str(tmp_path)]

@@ -77,6 +77,7 @@ def test_experiment_3_on_minatar_breakout_writes_figures_and_verdicts(tmp_path):
     assert "soft-q ≈ a2c" in proc.stdout
 
 
+@pytest.mark.fast_compile
 def test_experiment_2_runs_every_dqn_target_and_n_step(tmp_path):
     """Six DQN variants in two programs (the three targets of each n-step share one),
     side by side in worker processes (`--workers 2`)."""
@@ -117,6 +118,7 @@ def _scores(report: Path) -> list[dict]:
         return sorted(csv.DictReader(fh), key=lambda r: (r["variant"], r["seed"]))
 
 
+@pytest.mark.fast_compile
 def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, kill_in_checkpoint_write):
     """Kill mid-way, rerun: finished runs are kept, the rest continues, same final table.
 

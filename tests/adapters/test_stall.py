@@ -77,6 +77,7 @@ def _softeq(*args: str, minutes: str):
     )
 
 
+@pytest.mark.fast_compile
 def test_train_ends_with_status_75_when_a_chunk_outlasts_the_limit(tmp_path):
     """A limit of 1.2 ms for the first chunk, which no chunk of thousands of env steps meets."""
     proc = _softeq(
@@ -89,6 +90,7 @@ def test_train_ends_with_status_75_when_a_chunk_outlasts_the_limit(tmp_path):
     assert record is not None and record["lanes"] == 1 and record["env_step"] == 0
 
 
+@pytest.mark.fast_compile
 def test_reproduce_runs_a_stalled_program_smaller_then_gives_up(tmp_path):
     """Every attempt stalls here (1.2 ms for a first chunk of thousands of env steps).
     Experiment 3 on one seed is two programs of two lanes (c = 0.5 and c = 1/τ of one
