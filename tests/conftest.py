@@ -56,7 +56,7 @@ FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 @pytest.fixture(autouse=True)
 def _fast_compile_for_marked_tests(request: pytest.FixtureRequest, monkeypatch) -> None:
     """`@pytest.mark.fast_compile`: the `softeq` processes the test starts compile with
-    LLVM's optimisation turned down (XLA's `FAST_COMPILE_FLAG`).
+    LLVM's optimisation turned down (`FAST_COMPILE_FLAG`, an XLA flag).
 
     For smoke runs of a few thousand env steps, compiling is most of the cost: the flag
     took a Breakout-MinAtar comparison of four algorithms from 136 s to 94 s on a busy
