@@ -169,6 +169,7 @@ def test_num_envs_must_split_over_devices():
     assert "--num-envs" in line and "got 3" in line and "multiple of the 2 local devices" in line
 
 
+@pytest.mark.fast_compile
 def test_diverging_learner_exits_3_with_a_clear_message(tmp_path):
     proc = _softeq(
         "train",
@@ -189,6 +190,7 @@ def test_diverging_learner_exits_3_with_a_clear_message(tmp_path):
     assert "non-finite learner loss" in line and "last good checkpoint is kept" in line
 
 
+@pytest.mark.fast_compile
 def test_compare_on_cartpole_writes_curves_and_summary(tmp_path):
     out = tmp_path / "cmp"
     proc = _softeq(

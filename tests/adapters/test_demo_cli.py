@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from softeq.adapters import demo
 
 
@@ -64,6 +66,7 @@ def test_a_failed_table_gives_exit_status_1(monkeypatch):
     assert any(line.endswith("-> FAIL") for line in lines)
 
 
+@pytest.mark.fast_compile
 def test_a_budget_too_small_to_learn_exits_2_where_the_readme_says(tmp_path):
     """2048 env steps learn nothing: exit status 2 and "NOT reached" for both algorithms,
     written (without --out) into `runs/demo-<time>/` under the working directory."""

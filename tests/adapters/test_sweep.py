@@ -124,17 +124,24 @@ def test_compare_groups_specs_that_differ_in_sweepable_fields_only(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("algo", "field", "values", "extra"),
+    ("algo", "values", "extra"),
     [
-        ("soft-q", "temperature", (0.01, 0.1), {}),
-        ("dqn", "temperature", (0.1, 1.0), {"target": "soft-entropy", **DQN_SMALL}),
-        ("dqn", "target", ("hard", "soft-kl"), {"temperature": 1.0, **DQN_SMALL}),
+        ("soft-q", ({"temperature": 0.01}, {"temperature": 0.1}), {}),
+        # both of DQN's sweepable fields at once: a float and a choice (the target)
+        (
+            "dqn",
+            (
+                {"temperature": 0.1, "target": "soft-entropy"},
+                {"temperature": 1.0, "target": "soft-kl"},
+            ),
+            DQN_SMALL,
+        ),
     ],
 )
-def test_one_sweep_program_equals_separate_programs(algo, field, values, extra):
+def test_one_sweep_program_equals_separate_programs(algo, values, extra):
     """Two values × two seeds in one program: each lane's parameters after 20
     iterations equal those of a program compiled for its value alone (a temperature,
-    or DQN's target, which a lane picks by index).
+    and for DQN a temperature and a target together, the target picked by index).
 
     Tolerance: the two programs run the same operations, except that a separate
     program sees τ as a compile-time constant, which XLA may fold (1/τ) or fuse
@@ -145,18 +152,21 @@ def test_one_sweep_program_equals_separate_programs(algo, field, values, extra):
     measured difference 0). The two temperatures' parameters differ by 1.5e-3
     (soft-q) and 8e-3 (dqn), the hard and soft-KL targets' by 8e-3, after these
     20 iterations; the check below (> 2e-4, 20x atol) makes a lane that ignores
-    its value fail.
+    its values fail. DQN's two lanes differ in both fields and both targets use
+    the temperature, so a lane that took either field from the other lane would
+    train apart from its own program (another temperature, or a target shifted by
+    γτ log|A| per step) and fail the comparison with it.
     """
-    configs = [_config(algo, **{field: v}, **extra) for v in values]
+    configs = [_config(algo, **v, **extra) for v in values]
     separate = []
     for config in configs:
         seeded = jit_loop.SeededProgram(_program(config), SEEDS, chunk_length=ITERATIONS)
         state, _ = seeded.train_chunk(seeded.init(), ITERATIONS, 0)
         separate.append(jax.device_get(state.learner.params))
 
-    lanes = [(v, s) for v in values for s in SEEDS]
-    hyper = sweep.sweep_values([configs[values.index(v)] for v, _ in lanes])
-    assert list(hyper) == [field]
+    lanes = [(v, s) for v in range(len(values)) for s in SEEDS]
+    hyper = sweep.sweep_values([configs[v] for v, _ in lanes])
+    assert sorted(hyper) == sorted(values[0])
     half = ITERATIONS // 2
     seeded = jit_loop.SeededProgram(
         _program(configs[0]),
@@ -170,8 +180,8 @@ def test_one_sweep_program_equals_separate_programs(algo, field, values, extra):
     swept = jax.device_get(state.learner.params)
     assert seeded.trace_counts["train_chunk"] == 1  # one compilation for both values, two chunks
 
-    for lane, (t, s) in enumerate(lanes):
-        alone = separate[values.index(t)]
+    for lane, (v, s) in enumerate(lanes):
+        alone = separate[v]
         for got, want in zip(jax.tree.leaves(swept), jax.tree.leaves(alone), strict=True):
             np.testing.assert_allclose(got[lane], want[SEEDS.index(s)], rtol=0, atol=1e-5)
     apart = max(float(np.max(np.abs(x[0] - x[2]))) for x in jax.tree.leaves(swept))
