@@ -43,8 +43,10 @@ docs: $(STAMP)
 docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
 
+# One worker per test file: the browser tests' module fixtures render every page in
+# Chromium, which two workers sharing that file would each do (176 s against 243 s).
 docs-test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -n 2 tests/docs
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/docs
 
 # Long-run stability: trains for SOFTEQ_SOAK_SECONDS (default 120) and checks memory stays flat.
 soak: $(STAMP)
